@@ -1,0 +1,102 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import type { Config } from '@memfleet/config/load-config';
+import { createLedger } from '@memfleet/db/ledger';
+import { createDrainQueue } from '@memfleet/jobs/thread-drain';
+import type { Logger } from '@memfleet/logger/create-logger';
+import { createApiMetrics } from '@memfleet/metrics/api-metrics';
+import { createRegistry } from '@memfleet/metrics/create-registry';
+import { createOutbox } from '@memfleet/outbox/outbox';
+import type { RedactOptions } from '@memfleet/redaction/redact';
+import { createMessageIntake } from './accept-messages.ts';
+import { createAuthenticator } from './auth.ts';
+import { createApp } from './create-app.ts';
+import { createDashboard } from './dashboard.ts';
+import { createStatusLookup } from './message-status.ts';
+
+/** A running API: its HTTP server and how to stop it. */
+export interface ApiRuntime {
+  server: Server;
+  port: number;
+  url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Wires the API to real Redis and Postgres and starts listening. Used by main.ts and by the
+ * integration tests, so both run the same wiring.
+ */
+export async function startApi(config: Config, logger: Logger): Promise<ApiRuntime> {
+  // Fail fast instead of queueing commands while Redis is away: the client gets a 503 and resends.
+  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 1 });
+  redis.on('error', (err) => logger.warn('redis error', { err }));
+  const pool = new pg.Pool({
+    connectionString: config.databaseUrl,
+    max: 10,
+    statement_timeout: 5000,
+    connectionTimeoutMillis: 5000,
+  });
+  pool.on('error', (err) => logger.warn('idle postgres client failed', { err }));
+
+  const registry = createRegistry('api');
+  const metrics = createApiMetrics(registry);
+  const outbox = createOutbox(redis, {
+    prefix: config.redisKeyPrefix,
+    dedupeWindowS: config.messages.dedupeWindowS,
+  });
+  const queue = createDrainQueue({
+    connection: redis,
+    prefix: config.redisKeyPrefix,
+    maxMessageAttempts: config.worker.maxAttempts,
+  });
+  queue.on('error', (err) => logger.warn('queue error', { err }));
+
+  const app = createApp({
+    auth: createAuthenticator(config.apiKeys, config.adminKey),
+    acceptMessages: createMessageIntake({
+      outbox,
+      queue,
+      metrics,
+      defaultCountry: config.messages.redactionDefaultCountry as NonNullable<
+        RedactOptions['defaultCountry']
+      >,
+    }),
+    messageStatus: createStatusLookup({ outbox, ledger: createLedger(pool) }),
+    checkReady: async () => {
+      await Promise.all([redis.ping(), pool.query('SELECT 1')]);
+    },
+    dashboard: createDashboard(queue),
+    registry,
+    metrics,
+    logger,
+    bodyLimitBytes: config.api.bodyLimitBytes,
+    contentMaxChars: config.messages.contentMaxChars,
+  });
+
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = app.listen(config.api.port, config.api.host, (err?: Error) => {
+      if (err) reject(err);
+      else resolve(s);
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  const url = `http://${config.api.host}:${port}`;
+  logger.info('api listening', { url, pid: process.pid });
+
+  return {
+    server,
+    port,
+    url,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+      await queue.close();
+      await pool.end();
+      redis.disconnect();
+    },
+  };
+}

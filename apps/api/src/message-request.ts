@@ -1,0 +1,61 @@
+import { z } from 'zod';
+
+// Ids travel into Redis keys, backend ids and logs: printable, bounded, no control characters.
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
+const id = (max: number) =>
+  z
+    .string()
+    .min(1, 'must not be empty')
+    .max(max, `must be at most ${max} characters`)
+    .refine((v) => !CONTROL.test(v), 'must not contain control characters');
+
+/** Ids in paths and bodies. */
+export const idSchema = id(256);
+
+const METADATA_MAX_BYTES = 16 * 1024;
+
+/** Body of `POST /v1/threads/{thread_id}/messages`, with the content limit from config. */
+export function messagesRequestSchema(contentMaxChars: number) {
+  const message = z
+    .object({
+      client_message_id: idSchema,
+      role: z.enum(['user', 'assistant', 'system', 'tool']),
+      content: z
+        .string()
+        .max(contentMaxChars, `must be at most ${contentMaxChars} characters`)
+        .refine((v) => v.trim().length > 0, 'must not be empty'),
+      name: id(256).optional(),
+      created_at: z.iso.datetime({ offset: true, error: 'must be an ISO-8601 date-time' }).optional(),
+      metadata: z
+        .record(z.string().max(128), z.unknown())
+        .refine(
+          (v) => Buffer.byteLength(JSON.stringify(v)) <= METADATA_MAX_BYTES,
+          `must be at most ${METADATA_MAX_BYTES} bytes as JSON`,
+        )
+        .optional(),
+    })
+    .strict();
+  return z
+    .object({
+      user_id: idSchema,
+      messages: z
+        .array(message)
+        .min(1, 'must hold at least 1 message')
+        .max(100, 'must hold at most 100 messages'),
+    })
+    .strict();
+}
+export type MessagesRequest = z.infer<ReturnType<typeof messagesRequestSchema>>;
+
+/** One line naming the first bad field, e.g. `messages[0].role: Invalid option ...`. */
+export function describeIssues(error: z.ZodError): { message: string; fields: string[] } {
+  const fields = error.issues.map((i) => {
+    const path = i.path
+      .map((p, n) => (typeof p === 'number' ? `[${p}]` : n === 0 ? String(p) : `.${String(p)}`))
+      .join('');
+    const keys = i.code === 'unrecognized_keys' ? ` (${i.keys.join(', ')})` : '';
+    return `${path === '' ? 'body' : path}: ${i.message}${keys}`;
+  });
+  return { message: fields[0] ?? 'invalid request', fields };
+}

@@ -1,0 +1,278 @@
+import { randomUUID } from 'node:crypto';
+import type { Ledger, LedgerEntry } from '@memfleet/db/ledger';
+import { toError } from '@memfleet/errors/to-error';
+import { outboxMessageBody } from '@memfleet/jobs/outbox-message';
+import type { Logger } from '@memfleet/logger/create-logger';
+import { BackendError } from '@memfleet/memory/backend-error';
+import type { MemoryBackend, MemoryMessage, ThreadRef } from '@memfleet/memory/memory-backend';
+import type { WorkerMetrics } from '@memfleet/metrics/worker-metrics';
+import type { Outbox, PendingMessage } from '@memfleet/outbox/outbox';
+
+/** Dependencies of {@link createThreadDrainer}. */
+export interface DrainDeps {
+  outbox: Outbox;
+  ledger: Ledger;
+  backend: MemoryBackend;
+  metrics: WorkerMetrics;
+  logger: Pick<Logger, 'info' | 'warn' | 'error'>;
+  /** True once the process is shutting down: the drain hands the thread back after its batch. */
+  isStopping: () => boolean;
+  now?: () => number;
+  settings: {
+    /** Attempts of a message before it is dead-lettered. */
+    maxAttempts: number;
+    /** Thread lock lifetime; renewed while the drain runs. */
+    lockTtlMs: number;
+    /** A drain yields the worker slot after this long, so a busy thread cannot starve others. */
+    sliceMs: number;
+    /** Timeout of each backend call. */
+    backendTimeoutMs: number;
+  };
+}
+
+/** How a drain run ended. */
+export type DrainResult =
+  | { outcome: 'drained'; written: number; dead: number }
+  | { outcome: 'yielded'; written: number; dead: number }
+  | { outcome: 'locked'; retryInMs: number };
+
+/** A transient failure the queue should retry; `attempt` drives the backoff. */
+export class RetryableDrainError extends Error {
+  constructor(
+    message: string,
+    readonly attempt: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'RetryableDrainError';
+  }
+}
+
+interface Prepared {
+  pending: PendingMessage;
+  message: MemoryMessage;
+}
+
+/**
+ * Drains one thread's outbox into the backend: in accept order, in batches up to the backend's
+ * limit, skipping messages the ledger or (after an uncertain outcome) the backend already has, and
+ * advancing the outbox only after success. A permanently rejected message is isolated and
+ * dead-lettered so the rest of its thread continues behind it.
+ */
+export function createThreadDrainer(deps: DrainDeps) {
+  const { outbox, ledger, backend, metrics, logger, settings } = deps;
+  const now = deps.now ?? Date.now;
+  const b = backend.name;
+
+  async function timed<T>(op: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const end = metrics.backendDuration.startTimer({ backend: b, op });
+    try {
+      const result = await fn(AbortSignal.timeout(settings.backendTimeoutMs));
+      metrics.backendRequests.inc({ backend: b, op, outcome: 'ok' });
+      return result;
+    } catch (err: unknown) {
+      const kind = err instanceof BackendError ? err.kind : 'transient';
+      metrics.backendRequests.inc({ backend: b, op, outcome: kind });
+      throw err;
+    } finally {
+      end();
+    }
+  }
+
+  function ledgerEntries(thread: ThreadRef, batch: readonly PendingMessage[]): LedgerEntry[] {
+    return batch.map((p) => ({
+      tenant: thread.tenant,
+      clientMessageId: p.clientMessageId,
+      threadId: thread.threadId,
+      userId: thread.userId,
+      seq: p.seq,
+      attempts: p.attempts,
+      acceptedAt: p.acceptedAt,
+    }));
+  }
+
+  return async function drainThread(tenant: string, threadId: string): Promise<DrainResult> {
+    const token = randomUUID();
+    if (!(await outbox.acquireLock(tenant, threadId, token, settings.lockTtlMs))) {
+      return { outcome: 'locked', retryInMs: await outbox.lockTtlMs(tenant, threadId) };
+    }
+    let lockLost = false;
+    const renew = setInterval(() => {
+      outbox
+        .extendLock(tenant, threadId, token, settings.lockTtlMs)
+        .then((held) => {
+          if (!held) lockLost = true;
+        })
+        .catch((err: unknown) => {
+          logger.warn('thread lock renewal failed', { tenant, threadId, err: toError(err) });
+        });
+    }, Math.max(50, Math.floor(settings.lockTtlMs / 3)));
+
+    const started = now();
+    let written = 0;
+    let dead = 0;
+    let ensured = false;
+    // After a permanent rejection of a batch, messages go one by one until the culprit is found.
+    let singles = 0;
+
+    const deadLetter = async (
+      thread: ThreadRef,
+      batch: readonly PendingMessage[],
+      reason: string,
+      metricReason: string,
+    ): Promise<void> => {
+      await ledger.recordDead(ledgerEntries(thread, batch), b, reason);
+      await outbox.commit(
+        tenant,
+        threadId,
+        token,
+        batch.map((p) => p.clientMessageId),
+        { status: 'dead', reason },
+        now(),
+      );
+      dead += batch.length;
+      metrics.messagesDead.inc({ backend: b, reason: metricReason }, batch.length);
+      logger.warn('messages dead-lettered', { tenant, threadId, n: batch.length, reason });
+    };
+
+    try {
+      for (;;) {
+        if (lockLost) throw new RetryableDrainError('thread lock lost', 1);
+        if (deps.isStopping() || now() - started >= settings.sliceMs) {
+          const left = await outbox.length(tenant, threadId);
+          return left === 0
+            ? { outcome: 'drained', written, dead }
+            : { outcome: 'yielded', written, dead };
+        }
+        const limit = singles > 0 ? 1 : backend.maxBatchSize;
+        const head = await outbox.readHead(tenant, threadId, limit);
+        if (head.messages.length === 0) return { outcome: 'drained', written, dead };
+        const thread: ThreadRef = { tenant, threadId, userId: head.userId ?? '' };
+
+        // Corrupt bodies (never produced by the API, but possible in a shared Redis) are isolated.
+        const prepared: Prepared[] = [];
+        for (const pending of head.messages) {
+          const parsed = pending.body === undefined ? undefined : safeParse(pending.body);
+          if (parsed === undefined) break;
+          prepared.push({ pending, message: toMemoryMessage(pending.clientMessageId, parsed) });
+        }
+        if (prepared.length === 0 || head.userId === undefined) {
+          const first = head.messages[0];
+          if (first !== undefined) {
+            await deadLetter(thread, [first], 'corrupt message record in the outbox', 'corrupt');
+          }
+          continue;
+        }
+        const batch = prepared.map((p) => p.pending);
+        const ids = batch.map((p) => p.clientMessageId);
+
+        const inLedger = await ledger.findWritten(tenant, ids);
+        let inBackend = new Set<string>();
+        if (head.uncertain && inLedger.size < ids.length) {
+          inBackend = await timed('find_written', (signal) =>
+            backend.findWritten(thread, ids, { signal }),
+          );
+        }
+        const toSend = prepared.filter(
+          (p) =>
+            !inLedger.has(p.pending.clientMessageId) && !inBackend.has(p.pending.clientMessageId),
+        );
+        if (inLedger.size > 0) {
+          metrics.duplicatesSkipped.inc({ backend: b, source: 'ledger' }, inLedger.size);
+        }
+        if (inBackend.size > 0) {
+          metrics.duplicatesSkipped.inc({ backend: b, source: 'backend' }, inBackend.size);
+        }
+
+        if (toSend.length > 0) {
+          await outbox.beginWrite(tenant, threadId, ids);
+          const attempt = Math.max(...batch.map((p) => p.attempts)) + 1;
+          try {
+            if (!ensured) {
+              await timed('ensure_user', (signal) => backend.ensureUser(thread, { signal }));
+              await timed('ensure_thread', (signal) => backend.ensureThread(thread, { signal }));
+              ensured = true;
+            }
+            const t0 = now();
+            await timed('add_messages', (signal) =>
+              backend.addMessages(
+                thread,
+                toSend.map((p) => p.message),
+                { signal },
+              ),
+            );
+            metrics.batchSize.observe({ backend: b }, toSend.length);
+            logger.info('batch written', {
+              tenant,
+              threadId,
+              backend: b,
+              n: toSend.length,
+              write_ms: now() - t0,
+              attempt,
+            });
+          } catch (err: unknown) {
+            const e = toError(err);
+            if (err instanceof BackendError && err.kind === 'permanent') {
+              if (batch.length > 1) {
+                singles = batch.length;
+                continue;
+              }
+              await deadLetter(thread, batch, e.message, 'permanent');
+              singles = 0;
+              continue;
+            }
+            if (attempt >= settings.maxAttempts) {
+              await deadLetter(
+                thread,
+                batch,
+                `gave up after ${attempt} attempts: ${e.message}`,
+                'attempts_exhausted',
+              );
+              continue;
+            }
+            throw new RetryableDrainError(e.message, attempt, { cause: err });
+          }
+        }
+
+        const entries = ledgerEntries(thread, batch);
+        await ledger.recordWritten(entries, b);
+        await outbox.commit(tenant, threadId, token, ids, { status: 'written' }, now());
+        written += batch.length;
+        if (singles > 0) singles -= batch.length;
+        metrics.messagesWritten.inc({ backend: b }, batch.length);
+        const t = now();
+        for (const p of batch) {
+          metrics.enqueueToWritten.observe({ backend: b }, (t - p.acceptedAt.getTime()) / 1000);
+        }
+      }
+    } finally {
+      clearInterval(renew);
+      await outbox.releaseLock(tenant, threadId, token).catch((err: unknown) => {
+        logger.warn('thread lock release failed', { tenant, threadId, err: toError(err) });
+      });
+    }
+  };
+}
+
+function safeParse(body: string) {
+  try {
+    const result = outboxMessageBody.safeParse(JSON.parse(body));
+    return result.success ? result.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function toMemoryMessage(
+  clientMessageId: string,
+  body: NonNullable<ReturnType<typeof safeParse>>,
+): MemoryMessage {
+  return {
+    clientMessageId,
+    role: body.role,
+    content: body.content,
+    ...(body.name !== undefined ? { name: body.name } : {}),
+    createdAt: body.created_at,
+    metadata: body.metadata,
+  };
+}

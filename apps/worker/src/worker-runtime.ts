@@ -1,0 +1,149 @@
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import type { Config } from '@memfleet/config/load-config';
+import { createLedger } from '@memfleet/db/ledger';
+import { toError } from '@memfleet/errors/to-error';
+import { createDrainQueue } from '@memfleet/jobs/thread-drain';
+import type { Logger } from '@memfleet/logger/create-logger';
+import { createPostgresBackend } from '@memfleet/memory/postgres-backend';
+import { createRegistry } from '@memfleet/metrics/create-registry';
+import { startMetricsServer } from '@memfleet/metrics/metrics-server';
+import { createWorkerMetrics } from '@memfleet/metrics/worker-metrics';
+import { createOutbox } from '@memfleet/outbox/outbox';
+import { createDrainWorker } from './create-drain-worker.ts';
+import { createThreadDrainer } from './drain-thread.ts';
+import { createSweeper } from './sweeper.ts';
+
+/** A running worker process's parts. */
+export interface WorkerRuntime {
+  metricsPort: number;
+  /**
+   * Stops taking jobs, lets in-flight drains finish their batch and hand their thread back, then
+   * closes every connection. After `shutdownTimeoutMs`, in-flight jobs are abandoned to the
+   * stalled-job recovery of the rest of the fleet.
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * Wires a drain worker to real Redis, Postgres and the backend and starts it. Used by main.ts and
+ * by the integration tests.
+ */
+export async function startWorker(config: Config, logger: Logger): Promise<WorkerRuntime> {
+  const w = config.worker;
+  // Workers block on Redis; BullMQ requires maxRetriesPerRequest: null on their connection.
+  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
+  redis.on('error', (err) => logger.warn('redis error', { err }));
+  const pool = new pg.Pool({
+    connectionString: config.databaseUrl,
+    max: Math.min(50, w.concurrency + 4),
+    statement_timeout: w.backendTimeoutMs,
+    connectionTimeoutMillis: w.backendTimeoutMs,
+  });
+  pool.on('error', (err) => logger.warn('idle postgres client failed', { err }));
+
+  const registry = createRegistry('worker');
+  const metrics = createWorkerMetrics(registry);
+  const outbox = createOutbox(redis, {
+    prefix: config.redisKeyPrefix,
+    dedupeWindowS: config.messages.dedupeWindowS,
+  });
+  const queue = createDrainQueue({
+    connection: redis,
+    prefix: config.redisKeyPrefix,
+    maxMessageAttempts: w.maxAttempts,
+  });
+  queue.on('error', (err) => logger.warn('queue error', { err }));
+
+  let stopping = false;
+  const drainThread = createThreadDrainer({
+    outbox,
+    ledger: createLedger(pool),
+    backend: createPostgresBackend(pool),
+    metrics,
+    logger,
+    isStopping: () => stopping,
+    settings: {
+      maxAttempts: w.maxAttempts,
+      lockTtlMs: w.lockDurationMs,
+      sliceMs: w.drainSliceMs,
+      backendTimeoutMs: w.backendTimeoutMs,
+    },
+  });
+  const worker = createDrainWorker({
+    connection: redis,
+    prefix: config.redisKeyPrefix,
+    queue,
+    drainThread,
+    concurrency: w.concurrency,
+    lockDurationMs: w.lockDurationMs,
+    stalledIntervalMs: w.stalledIntervalMs,
+    retryPolicy: {
+      maxAttempts: w.maxAttempts,
+      baseMs: w.backoffBaseMs,
+      maxMs: w.backoffMaxMs,
+      jitter: 0.5,
+    },
+  });
+  worker.on('error', (err) => logger.error('worker error', { err }));
+  worker.on('failed', (job, err) => {
+    logger.warn('drain failed', {
+      jobId: job?.id,
+      tenant: job?.data.tenant,
+      threadId: job?.data.threadId,
+      attemptsMade: job?.attemptsMade,
+      err,
+    });
+  });
+  const sweeper = createSweeper({
+    outbox,
+    queue,
+    logger,
+    intervalMs: w.sweepIntervalMs,
+    graceMs: Math.max(2 * w.sweepIntervalMs, 2 * w.drainSliceMs),
+  });
+
+  const server = await startMetricsServer({
+    registry,
+    port: w.metricsPort,
+    host: w.metricsHost,
+    ready: async () => {
+      await Promise.all([redis.ping(), pool.query('SELECT 1')]);
+      return worker.isRunning();
+    },
+  });
+
+  const running = worker.run().catch((err: unknown) => {
+    logger.error('worker stopped unexpectedly', { err: toError(err) });
+  });
+  sweeper.start();
+  logger.info('worker ready', {
+    pid: process.pid,
+    concurrency: w.concurrency,
+    backend: config.memoryBackend,
+    metricsPort: server.port,
+  });
+
+  return {
+    metricsPort: server.port,
+    async close() {
+      if (stopping) return;
+      stopping = true;
+      const force = setTimeout(() => {
+        logger.warn('shutdown timeout: abandoning in-flight drains');
+        void worker.close(true);
+      }, w.shutdownTimeoutMs);
+      try {
+        await sweeper.stop();
+        await worker.close();
+        await running;
+        await queue.close();
+        await server.close();
+        await pool.end();
+        redis.disconnect();
+      } finally {
+        clearTimeout(force);
+      }
+    },
+  };
+}

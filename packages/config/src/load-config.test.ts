@@ -1,0 +1,74 @@
+import { expect } from 'chai';
+import { ConfigError, loadConfig } from './load-config.ts';
+
+const base = {
+  REDIS_URL: 'redis://127.0.0.1:6379',
+  DATABASE_URL: 'postgres://u@127.0.0.1:5432/memfleet',
+  MEMFLEET_API_KEYS: 'acme:acme-key-0123456789abcdef,globex:globex-key-0123456789abc',
+  MEMFLEET_ADMIN_KEY: 'admin-key-0123456789abcdef',
+};
+
+function issuesOf(env: NodeJS.ProcessEnv): string[] {
+  try {
+    loadConfig(env);
+  } catch (err: unknown) {
+    expect(err).to.be.instanceOf(ConfigError);
+    return (err as ConfigError).issues;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('applies the documented defaults', () => {
+    const c = loadConfig(base);
+    expect(c.memoryBackend).to.equal('postgres');
+    expect(c.memoryMode).to.equal('read_write');
+    expect(c.readBudgetMs).to.equal(250);
+    expect(c.readCanaryPercent).to.equal(100);
+    expect(c.api.port).to.equal(3000);
+    expect(c.redisKeyPrefix).to.equal('{memfleet}');
+    expect(c.apiKeys).to.deep.equal([
+      { tenant: 'acme', key: 'acme-key-0123456789abcdef' },
+      { tenant: 'globex', key: 'globex-key-0123456789abc' },
+    ]);
+  });
+
+  it('names every missing variable', () => {
+    const issues = issuesOf({});
+    for (const name of ['REDIS_URL', 'DATABASE_URL', 'MEMFLEET_API_KEYS', 'MEMFLEET_ADMIN_KEY']) {
+      expect(issues.some((i) => i.startsWith(name)), name).to.equal(true);
+    }
+  });
+
+  it('rejects a backend this release does not ship', () => {
+    expect(issuesOf({ ...base, MEMORY_BACKEND: 'zep' })).to.deep.equal([
+      'MEMORY_BACKEND: supported backends in this release: postgres',
+    ]);
+  });
+
+  it('rejects an unknown backend and a non-numeric budget by name', () => {
+    const issues = issuesOf({ ...base, MEMORY_BACKEND: 'redis', READ_BUDGET_MS: 'fast' });
+    expect(issues.some((i) => i.startsWith('MEMORY_BACKEND'))).to.equal(true);
+    expect(issues.some((i) => i.startsWith('READ_BUDGET_MS'))).to.equal(true);
+  });
+
+  it('rejects malformed API keys and an admin key shared with a tenant', () => {
+    expect(issuesOf({ ...base, MEMFLEET_API_KEYS: 'no-colon' })[0]).to.match(/^MEMFLEET_API_KEYS/);
+    expect(
+      issuesOf({ ...base, MEMFLEET_ADMIN_KEY: 'acme-key-0123456789abcdef' })[0],
+    ).to.match(/^MEMFLEET_ADMIN_KEY/);
+  });
+
+  it('maps the legacy Zep flags and rejects contradictions', () => {
+    expect(loadConfig({ ...base, FLAG_ZEP_WRITE: 'true' }).memoryMode).to.equal('write_only');
+    expect(loadConfig({ ...base, FLAG_ZEP_WRITE: '1', FLAG_ZEP_READ: '1' }).memoryMode).to.equal(
+      'read_write',
+    );
+    expect(loadConfig({ ...base, FLAG_ZEP_WRITE: 'false' }).memoryMode).to.equal('off');
+    expect(issuesOf({ ...base, MEMORY_MODE: 'off', FLAG_ZEP_READ: 'true' })).to.have.length(1);
+  });
+
+  it('treats empty variables as unset', () => {
+    expect(loadConfig({ ...base, READ_BUDGET_MS: '' }).readBudgetMs).to.equal(250);
+  });
+});

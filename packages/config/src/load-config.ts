@@ -1,0 +1,231 @@
+import { z } from 'zod';
+
+const TENANT_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+/** One API key of `MEMFLEET_API_KEYS` (`tenant:key`). */
+export interface ApiKeyEntry {
+  tenant: string;
+  key: string;
+}
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+// zep and mem0 adapters are not part of this release; naming them is a clear start-up error.
+const backendSchema = z.enum(['postgres'], {
+  error: 'supported backends in this release: postgres',
+});
+const modeSchema = z.enum(['off', 'write_only', 'read_write']);
+
+const schema = z.object({
+  NODE_ENV: z.string().default('development'),
+  LOG_LEVEL: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']).default('info'),
+  REDIS_URL: z.url({ protocol: /^rediss?$/ }),
+  REDIS_KEY_PREFIX: z
+    .string()
+    .regex(/^\{[A-Za-z0-9_-]{1,32}\}$/, 'must be a Redis Cluster hash tag such as {memfleet}')
+    .default('{memfleet}'),
+  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }),
+  MEMORY_BACKEND: backendSchema.default('postgres'),
+  MEMORY_MODE: modeSchema.optional(),
+  FLAG_ZEP_WRITE: z.enum(['true', 'false', '1', '0']).optional(),
+  FLAG_ZEP_READ: z.enum(['true', 'false', '1', '0']).optional(),
+  MEMFLEET_API_KEYS: z.string().min(1),
+  MEMFLEET_ADMIN_KEY: z.string().min(16, 'must be at least 16 characters'),
+  READ_CANARY_PERCENT: int(0, 100).default(100),
+  READ_BUDGET_MS: int(10, 60_000).default(250),
+  API_PORT: int(0, 65_535).default(3000),
+  API_HOST: z.string().min(1).default('127.0.0.1'),
+  API_BODY_LIMIT_BYTES: int(1024, 50 * 1024 * 1024).default(1024 * 1024),
+  MESSAGE_CONTENT_MAX_CHARS: int(1, 1_000_000).default(32_000),
+  REDACTION_DEFAULT_COUNTRY: z
+    .string()
+    .regex(/^[A-Z]{2}$/)
+    .default('US'),
+  DEDUPE_WINDOW_S: int(60, 10 * 365 * 86_400).default(30 * 86_400),
+  WORKER_CONCURRENCY: int(1, 1000).default(32),
+  WORKER_METRICS_PORT: int(0, 65_535).default(9464),
+  WORKER_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  WORKER_LOCK_DURATION_MS: int(500, 600_000).default(30_000),
+  WORKER_STALLED_INTERVAL_MS: int(500, 600_000).default(30_000),
+  WORKER_MAX_ATTEMPTS: int(1, 100).default(10),
+  WORKER_BACKOFF_BASE_MS: int(1, 600_000).default(1000),
+  WORKER_BACKOFF_MAX_MS: int(1, 3_600_000).default(60_000),
+  WORKER_DRAIN_SLICE_MS: int(10, 600_000).default(5000),
+  WORKER_SWEEP_INTERVAL_MS: int(100, 600_000).default(5000),
+  WORKER_BACKEND_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  WORKER_SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(25_000),
+});
+
+/** The memory backends memfleet writes to. */
+export type MemoryBackendName = z.infer<typeof backendSchema>;
+/** How memory is used: not at all, writes only, or writes and reads. */
+export type MemoryMode = z.infer<typeof modeSchema>;
+
+/** The parsed, validated environment of every memfleet process. */
+export interface Config {
+  nodeEnv: string;
+  logLevel: string;
+  redisUrl: string;
+  redisKeyPrefix: string;
+  databaseUrl: string;
+  memoryBackend: MemoryBackendName;
+  memoryMode: MemoryMode;
+  apiKeys: ApiKeyEntry[];
+  adminKey: string;
+  readCanaryPercent: number;
+  readBudgetMs: number;
+  api: { port: number; host: string; bodyLimitBytes: number };
+  messages: { contentMaxChars: number; redactionDefaultCountry: string; dedupeWindowS: number };
+  worker: {
+    concurrency: number;
+    metricsPort: number;
+    metricsHost: string;
+    lockDurationMs: number;
+    stalledIntervalMs: number;
+    maxAttempts: number;
+    backoffBaseMs: number;
+    backoffMaxMs: number;
+    drainSliceMs: number;
+    sweepIntervalMs: number;
+    backendTimeoutMs: number;
+    shutdownTimeoutMs: number;
+  };
+}
+
+/** Thrown by {@link loadConfig}; `issues` has one line per bad variable, each naming it. */
+export class ConfigError extends Error {
+  constructor(readonly issues: string[]) {
+    super(`invalid configuration:\n  ${issues.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function parseApiKeys(raw: string, issues: string[]): ApiKeyEntry[] {
+  const entries: ApiKeyEntry[] = [];
+  for (const part of raw.split(',')) {
+    const item = part.trim();
+    if (item === '') continue;
+    const at = item.indexOf(':');
+    const tenant = at > 0 ? item.slice(0, at) : '';
+    const key = at > 0 ? item.slice(at + 1) : '';
+    if (!TENANT_RE.test(tenant) || key.length < 16) {
+      issues.push(
+        'MEMFLEET_API_KEYS: each entry must be tenant:key with a lowercase tenant name and a key of at least 16 characters',
+      );
+      return [];
+    }
+    entries.push({ tenant, key });
+  }
+  if (entries.length === 0) issues.push('MEMFLEET_API_KEYS: no tenant:key entry given');
+  const keys = new Set(entries.map((e) => e.key));
+  if (keys.size !== entries.length) issues.push('MEMFLEET_API_KEYS: the same key is given twice');
+  return entries;
+}
+
+const truthy = (v: string | undefined): boolean | undefined =>
+  v === undefined ? undefined : v === 'true' || v === '1';
+
+function resolveMode(
+  mode: MemoryMode | undefined,
+  write: boolean | undefined,
+  read: boolean | undefined,
+  issues: string[],
+): MemoryMode {
+  const legacy: MemoryMode | undefined =
+    write === undefined && read === undefined
+      ? undefined
+      : read === true
+        ? 'read_write'
+        : write === false
+          ? 'off'
+          : 'write_only';
+  if (read === true && write === false) {
+    issues.push('FLAG_ZEP_READ: reads cannot be on while FLAG_ZEP_WRITE is off');
+  }
+  if (mode !== undefined && legacy !== undefined && mode !== legacy) {
+    issues.push(`MEMORY_MODE: ${mode} contradicts FLAG_ZEP_WRITE/FLAG_ZEP_READ (${legacy})`);
+  }
+  return mode ?? legacy ?? 'read_write';
+}
+
+/**
+ * Parses and checks the environment once, at process start. Throws a {@link ConfigError} naming
+ * every bad or contradictory variable (e.g. an unknown `MEMORY_BACKEND`, or `FLAG_ZEP_READ=true` with `FLAG_ZEP_WRITE=false`).
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const cleaned = Object.fromEntries(
+    Object.entries(env).filter(([, v]) => v !== undefined && v !== ''),
+  );
+  const parsed = schema.safeParse(cleaned);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`),
+    );
+  }
+  const e = parsed.data;
+  const issues: string[] = [];
+  const apiKeys = parseApiKeys(e.MEMFLEET_API_KEYS, issues);
+  if (apiKeys.some((k) => k.key === e.MEMFLEET_ADMIN_KEY)) {
+    issues.push('MEMFLEET_ADMIN_KEY: must differ from every tenant key');
+  }
+  if (e.WORKER_BACKEND_TIMEOUT_MS >= e.WORKER_LOCK_DURATION_MS) {
+    issues.push('WORKER_BACKEND_TIMEOUT_MS: must be below WORKER_LOCK_DURATION_MS');
+  }
+  if (e.WORKER_BACKOFF_MAX_MS < e.WORKER_BACKOFF_BASE_MS) {
+    issues.push('WORKER_BACKOFF_MAX_MS: must be at least WORKER_BACKOFF_BASE_MS');
+  }
+  const memoryMode = resolveMode(
+    e.MEMORY_MODE,
+    truthy(e.FLAG_ZEP_WRITE),
+    truthy(e.FLAG_ZEP_READ),
+    issues,
+  );
+  if (issues.length > 0) throw new ConfigError(issues);
+
+  return {
+    nodeEnv: e.NODE_ENV,
+    logLevel: e.LOG_LEVEL,
+    redisUrl: e.REDIS_URL,
+    redisKeyPrefix: e.REDIS_KEY_PREFIX,
+    databaseUrl: e.DATABASE_URL,
+    memoryBackend: e.MEMORY_BACKEND,
+    memoryMode,
+    apiKeys,
+    adminKey: e.MEMFLEET_ADMIN_KEY,
+    readCanaryPercent: e.READ_CANARY_PERCENT,
+    readBudgetMs: e.READ_BUDGET_MS,
+    api: { port: e.API_PORT, host: e.API_HOST, bodyLimitBytes: e.API_BODY_LIMIT_BYTES },
+    messages: {
+      contentMaxChars: e.MESSAGE_CONTENT_MAX_CHARS,
+      redactionDefaultCountry: e.REDACTION_DEFAULT_COUNTRY,
+      dedupeWindowS: e.DEDUPE_WINDOW_S,
+    },
+    worker: {
+      concurrency: e.WORKER_CONCURRENCY,
+      metricsPort: e.WORKER_METRICS_PORT,
+      metricsHost: e.WORKER_METRICS_HOST,
+      lockDurationMs: e.WORKER_LOCK_DURATION_MS,
+      stalledIntervalMs: e.WORKER_STALLED_INTERVAL_MS,
+      maxAttempts: e.WORKER_MAX_ATTEMPTS,
+      backoffBaseMs: e.WORKER_BACKOFF_BASE_MS,
+      backoffMaxMs: e.WORKER_BACKOFF_MAX_MS,
+      drainSliceMs: e.WORKER_DRAIN_SLICE_MS,
+      sweepIntervalMs: e.WORKER_SWEEP_INTERVAL_MS,
+      backendTimeoutMs: e.WORKER_BACKEND_TIMEOUT_MS,
+      shutdownTimeoutMs: e.WORKER_SHUTDOWN_TIMEOUT_MS,
+    },
+  };
+}
+
+/**
+ * {@link loadConfig} for a process entry point: on a bad environment, prints every issue to stderr
+ * and exits with status 2 instead of starting half-configured.
+ */
+export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): Config {
+  try {
+    return loadConfig(env);
+  } catch (err: unknown) {
+    console.error(err instanceof Error ? err.message : String(err));
+    process.exit(2);
+  }
+}

@@ -1,0 +1,77 @@
+/** Roles a chat message may have. */
+export type MessageRole = 'user' | 'assistant' | 'system' | 'tool';
+
+/** A user of one tenant. Backends namespace users per tenant. */
+export interface UserRef {
+  tenant: string;
+  userId: string;
+}
+
+/** A thread of one tenant, owned by one user. */
+export interface ThreadRef extends UserRef {
+  threadId: string;
+}
+
+/** A message as written to a backend (already redacted). */
+export interface MemoryMessage {
+  clientMessageId: string;
+  role: MessageRole;
+  content: string;
+  name?: string;
+  /** ISO-8601. */
+  createdAt: string;
+  metadata: Record<string, unknown>;
+}
+
+/** A message as read back for context. */
+export interface ContextMessage {
+  clientMessageId: string;
+  role: MessageRole;
+  content: string;
+  /** ISO-8601. */
+  createdAt: string;
+}
+
+/** Memory context for a thread: a text block and the messages it was built from. */
+export interface MemoryContext {
+  context: string;
+  messages: ContextMessage[];
+}
+
+/** Per-call options every backend method takes. */
+export interface CallOptions {
+  /** Aborts the call; the backend stops waiting and throws a transient error. */
+  signal?: AbortSignal;
+}
+
+/**
+ * The one interface every memory store implements. Writes are never deduplicated by the caller's
+ * trust in the backend: `findWritten` lets the worker reconcile after an uncertain outcome.
+ */
+export interface MemoryBackend {
+  readonly name: string;
+  /** Most messages one `addMessages` call accepts. */
+  readonly maxBatchSize: number;
+  /** Creates the user if missing; an existing user is fine. */
+  ensureUser(user: UserRef, options?: CallOptions): Promise<void>;
+  /** Creates the thread for its user if missing; an existing thread of that user is fine. */
+  ensureThread(thread: ThreadRef, options?: CallOptions): Promise<void>;
+  /** Appends messages to the thread in the given order, in one call. */
+  addMessages(
+    thread: ThreadRef,
+    messages: readonly MemoryMessage[],
+    options?: CallOptions,
+  ): Promise<void>;
+  /** Which of these client message ids are already stored in the thread. */
+  findWritten(
+    thread: ThreadRef,
+    clientMessageIds: readonly string[],
+    options?: CallOptions,
+  ): Promise<Set<string>>;
+  /** The thread's most recent messages, oldest first. */
+  recentMessages(thread: ThreadRef, limit: number, options?: CallOptions): Promise<ContextMessage[]>;
+  /** Memory context for the thread. */
+  getContext(thread: ThreadRef, options?: CallOptions): Promise<MemoryContext>;
+  /** Erases the user with all their threads and messages. */
+  eraseUser(user: UserRef, options?: CallOptions): Promise<void>;
+}

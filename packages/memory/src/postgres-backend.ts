@@ -1,0 +1,181 @@
+import type { Pool } from 'pg';
+import { toError } from '@memfleet/errors/to-error';
+import { BackendError } from './backend-error.ts';
+import type {
+  CallOptions,
+  ContextMessage,
+  MemoryBackend,
+  MemoryMessage,
+  MessageRole,
+  ThreadRef,
+} from './memory-backend.ts';
+
+/** Options of {@link createPostgresBackend}. */
+export interface PostgresBackendOptions {
+  /** Most messages per insert. Default 100. */
+  maxBatchSize?: number;
+  /** Messages in the context block. Default 20. */
+  contextMessages?: number;
+}
+
+interface MessageRow {
+  client_message_id: string;
+  role: MessageRole;
+  content: string;
+  created_at: Date;
+}
+
+// SQLSTATE classes that say the request itself is bad (data exceptions, integrity violations,
+// syntax or access rule violations): retrying the same rows cannot succeed.
+const PERMANENT_CLASSES = new Set(['22', '23', '42']);
+
+function classify(err: unknown): BackendError {
+  if (err instanceof BackendError) return err;
+  const e = toError(err);
+  const code = (e as { code?: unknown }).code;
+  if (typeof code === 'string' && PERMANENT_CLASSES.has(code.slice(0, 2))) {
+    return new BackendError('permanent', `postgres rejected the write: ${e.message}`, {
+      cause: e,
+    });
+  }
+  if (code === '28P01' || code === '28000') {
+    return new BackendError('auth', `postgres rejected the credentials: ${e.message}`, {
+      cause: e,
+    });
+  }
+  return new BackendError('transient', `postgres call failed: ${e.message}`, { cause: e });
+}
+
+function checkAborted(options: CallOptions | undefined): void {
+  if (options?.signal?.aborted === true) {
+    throw new BackendError('transient', 'postgres call aborted');
+  }
+}
+
+async function run<T>(options: CallOptions | undefined, fn: () => Promise<T>): Promise<T> {
+  checkAborted(options);
+  try {
+    return await fn();
+  } catch (err: unknown) {
+    throw classify(err);
+  }
+}
+
+const toContext = (r: MessageRow): ContextMessage => ({
+  clientMessageId: r.client_message_id,
+  role: r.role,
+  content: r.content,
+  createdAt: r.created_at.toISOString(),
+});
+
+/**
+ * The self-hosted memory store: users, threads and messages tables in the fleet's own Postgres.
+ * Inserts are idempotent per (tenant, client_message_id), so a retried batch never stores a message
+ * twice. Statement timeouts come from the pool's configuration.
+ */
+export function createPostgresBackend(
+  pool: Pool,
+  options: PostgresBackendOptions = {},
+): MemoryBackend {
+  const contextMessages = options.contextMessages ?? 20;
+
+  async function recentMessages(
+    thread: ThreadRef,
+    limit: number,
+    callOptions?: CallOptions,
+  ): Promise<ContextMessage[]> {
+    return run(callOptions, async () => {
+      const res = await pool.query<MessageRow>(
+        `SELECT client_message_id, role, content, created_at FROM (
+           SELECT id, client_message_id, role, content, created_at FROM memory_messages
+           WHERE tenant = $1 AND thread_id = $2 ORDER BY id DESC LIMIT $3
+         ) recent ORDER BY id`,
+        [thread.tenant, thread.threadId, limit],
+      );
+      return res.rows.map(toContext);
+    });
+  }
+
+  return {
+    name: 'postgres',
+    maxBatchSize: options.maxBatchSize ?? 100,
+
+    ensureUser: (user, callOptions) =>
+      run(callOptions, async () => {
+        await pool.query(
+          `INSERT INTO memory_users (tenant, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+          [user.tenant, user.userId],
+        );
+      }),
+
+    ensureThread: (thread, callOptions) =>
+      run(callOptions, async () => {
+        await pool.query(
+          `INSERT INTO memory_threads (tenant, thread_id, user_id) VALUES ($1, $2, $3)
+           ON CONFLICT DO NOTHING`,
+          [thread.tenant, thread.threadId, thread.userId],
+        );
+        const res = await pool.query<{ user_id: string }>(
+          `SELECT user_id FROM memory_threads WHERE tenant = $1 AND thread_id = $2`,
+          [thread.tenant, thread.threadId],
+        );
+        const owner = res.rows[0]?.user_id;
+        if (owner !== thread.userId) {
+          throw new BackendError('permanent', `thread ${thread.threadId} belongs to another user`);
+        }
+      }),
+
+    addMessages: (thread, messages: readonly MemoryMessage[], callOptions) =>
+      run(callOptions, async () => {
+        if (messages.length === 0) return;
+        // ORDER BY ordinality makes ids (the store's order) follow the batch order.
+        await pool.query(
+          `INSERT INTO memory_messages
+             (tenant, thread_id, client_message_id, role, name, content, metadata, created_at)
+           SELECT $1, $2, m.cmid, m.role, m.name, m.content, m.metadata, m.created_at
+           FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::timestamptz[])
+                WITH ORDINALITY AS m(cmid, role, name, content, metadata, created_at, n)
+           ORDER BY m.n
+           ON CONFLICT (tenant, client_message_id) DO NOTHING`,
+          [
+            thread.tenant,
+            thread.threadId,
+            messages.map((m) => m.clientMessageId),
+            messages.map((m) => m.role),
+            messages.map((m) => m.name ?? null),
+            messages.map((m) => m.content),
+            messages.map((m) => JSON.stringify(m.metadata)),
+            messages.map((m) => m.createdAt),
+          ],
+        );
+      }),
+
+    findWritten: (thread, clientMessageIds, callOptions) =>
+      run(callOptions, async () => {
+        const res = await pool.query<{ client_message_id: string }>(
+          `SELECT client_message_id FROM memory_messages
+           WHERE tenant = $1 AND thread_id = $2 AND client_message_id = ANY($3::text[])`,
+          [thread.tenant, thread.threadId, clientMessageIds],
+        );
+        return new Set(res.rows.map((r) => r.client_message_id));
+      }),
+
+    recentMessages,
+
+    async getContext(thread, callOptions) {
+      const messages = await recentMessages(thread, contextMessages, callOptions);
+      return {
+        context: messages.map((m) => `${m.role}: ${m.content}`).join('\n'),
+        messages,
+      };
+    },
+
+    eraseUser: (user, callOptions) =>
+      run(callOptions, async () => {
+        await pool.query(`DELETE FROM memory_users WHERE tenant = $1 AND user_id = $2`, [
+          user.tenant,
+          user.userId,
+        ]);
+      }),
+  };
+}

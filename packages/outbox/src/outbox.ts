@@ -1,0 +1,340 @@
+import {
+  outboxKeys,
+  parsePendingMember,
+  pendingMember,
+  type OutboxKeys,
+} from './outbox-keys.ts';
+import { redisScript, type ScriptClient } from './redis-script.ts';
+
+/** A message handed to the outbox: its id and its redacted body, serialized once by the caller. */
+export interface OutboxInput {
+  clientMessageId: string;
+  body: string;
+}
+
+/** Result of {@link Outbox.append}. */
+export type AppendResult =
+  | { ok: true; results: ('queued' | 'duplicate')[] }
+  | { ok: false; reason: 'thread_owner_mismatch'; ownerUserId: string };
+
+/** Status of one message as the outbox knows it. */
+export interface MessageStatus {
+  clientMessageId: string;
+  threadId: string;
+  userId: string;
+  seq: number;
+  status: 'queued' | 'written' | 'dead';
+  attempts: number;
+  acceptedAt: Date;
+  writtenAt?: Date;
+  error?: string;
+}
+
+/** A message at the head of a thread's outbox. `body` is the stored JSON text. */
+export interface PendingMessage {
+  clientMessageId: string;
+  seq: number;
+  attempts: number;
+  acceptedAt: Date;
+  /** Undefined when the message's record is missing (never expected; handled as corrupt). */
+  body: string | undefined;
+}
+
+/** The head of a thread's outbox. */
+export interface OutboxHead {
+  userId: string | undefined;
+  /** A write was started and not committed: the backend may hold some of these already. */
+  uncertain: boolean;
+  messages: PendingMessage[];
+}
+
+/** How a head batch ended. */
+export type CommitOutcome = { status: 'written' } | { status: 'dead'; reason: string };
+
+/** Thrown by commit when the drain no longer holds the thread (its lock expired and was taken). */
+export class LockLostError extends Error {
+  constructor(what: string) {
+    super(`thread lock lost before ${what}`);
+    this.name = 'LockLostError';
+  }
+}
+
+/** Options of {@link createOutbox}. */
+export interface OutboxOptions {
+  /** Key prefix, a Redis Cluster hash tag. Default `{memfleet}`. */
+  prefix?: string;
+  /** How long a final status (and so the fast dedupe) stays in Redis, in seconds. Default 30 days. */
+  dedupeWindowS?: number;
+}
+
+/** The per-thread outbox in Redis: accept order, dedupe, status, and the drain's head. */
+export interface Outbox {
+  readonly keys: OutboxKeys;
+  /**
+   * Atomically records new messages of a thread in accept order and reports each as queued or
+   * duplicate (same client message id of this tenant seen before).
+   */
+  append(
+    tenant: string,
+    threadId: string,
+    userId: string,
+    messages: readonly OutboxInput[],
+    nowMs: number,
+  ): Promise<AppendResult>;
+  /** The outbox's record of a message, or undefined when it is unknown (or expired). */
+  status(tenant: string, clientMessageId: string): Promise<MessageStatus | undefined>;
+  /** Takes the thread for one drain; false when another drain holds it. */
+  acquireLock(tenant: string, threadId: string, token: string, ttlMs: number): Promise<boolean>;
+  /** Extends the lock if still held; false when it was lost. */
+  extendLock(tenant: string, threadId: string, token: string, ttlMs: number): Promise<boolean>;
+  /** Remaining ms of the thread's lock (0 when free). */
+  lockTtlMs(tenant: string, threadId: string): Promise<number>;
+  /** Releases the lock if still held. */
+  releaseLock(tenant: string, threadId: string, token: string): Promise<void>;
+  /** Up to `limit` messages from the head of the thread's outbox, in order. */
+  readHead(tenant: string, threadId: string, limit: number): Promise<OutboxHead>;
+  /** Marks a write of these head messages as started: counts an attempt, sets `uncertain`. */
+  beginWrite(tenant: string, threadId: string, clientMessageIds: readonly string[]): Promise<void>;
+  /**
+   * Removes these messages from the head of the outbox with their final status, if the lock is
+   * still held and they are still the head. Returns the number of messages left in the outbox.
+   */
+  commit(
+    tenant: string,
+    threadId: string,
+    token: string,
+    clientMessageIds: readonly string[],
+    outcome: CommitOutcome,
+    nowMs: number,
+  ): Promise<number>;
+  /** Threads with pending messages and no progress since `beforeMs`. */
+  stalledThreads(beforeMs: number, limit: number): Promise<{ tenant: string; threadId: string }[]>;
+  /** Notes that a thread was looked at, so a sweep does not pick it again at once. */
+  touchPending(tenant: string, threadId: string, nowMs: number): Promise<void>;
+  /** Number of messages waiting in a thread's outbox. */
+  length(tenant: string, threadId: string): Promise<number>;
+}
+
+// KEYS: thread hash, outbox list, pending zset, message hashes...
+// ARGV: user, now, thread id, pending member, then per message: client message id, body.
+const APPEND = redisScript(`
+local owner = redis.call('HGET', KEYS[1], 'user')
+if owner and owner ~= ARGV[1] then return {-1, owner} end
+if not owner then redis.call('HSET', KEYS[1], 'user', ARGV[1]) end
+local n = #KEYS - 3
+local res = {0}
+local added = 0
+for i = 1, n do
+  local key = KEYS[3 + i]
+  if redis.call('EXISTS', key) == 1 then
+    res[i + 1] = 0
+  else
+    local cmid = ARGV[3 + 2 * i]
+    local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+    redis.call('HSET', key, 'thread', ARGV[3], 'user', ARGV[1], 'seq', seq, 'status', 'queued',
+      'attempts', 0, 'accepted_at', ARGV[2], 'body', ARGV[4 + 2 * i])
+    redis.call('RPUSH', KEYS[2], cmid)
+    res[i + 1] = 1
+    added = added + 1
+  end
+end
+if added > 0 then redis.call('ZADD', KEYS[3], 'NX', ARGV[2], ARGV[4]) end
+return res
+`);
+
+// KEYS: lock. ARGV: token, ttl ms.
+const EXTEND = redisScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+`);
+
+const RELEASE = redisScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`);
+
+// KEYS: thread hash, message hashes... ARGV: none.
+const BEGIN = redisScript(`
+redis.call('HSET', KEYS[1], 'inflight', 1)
+for i = 2, #KEYS do redis.call('HINCRBY', KEYS[i], 'attempts', 1) end
+return 1
+`);
+
+// KEYS: lock, outbox, thread hash, pending zset, dead zset, message hashes...
+// ARGV: token, status, now, ttl s, error, pending member, client message ids...
+const COMMIT = redisScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+local n = #ARGV - 6
+local head = redis.call('LRANGE', KEYS[2], 0, n - 1)
+for i = 1, n do
+  if head[i] ~= ARGV[6 + i] then return -2 end
+end
+redis.call('LTRIM', KEYS[2], n, -1)
+for i = 1, n do
+  local key = KEYS[5 + i]
+  if ARGV[2] == 'written' then
+    redis.call('HSET', key, 'status', 'written', 'written_at', ARGV[3])
+    redis.call('HDEL', key, 'body', 'error')
+  else
+    redis.call('HSET', key, 'status', 'dead', 'error', ARGV[5], 'dead_at', ARGV[3])
+    redis.call('ZADD', KEYS[5], ARGV[3], ARGV[6 + i])
+  end
+  redis.call('EXPIRE', key, ARGV[4])
+end
+redis.call('HDEL', KEYS[3], 'inflight')
+local left = redis.call('LLEN', KEYS[2])
+if left == 0 then
+  redis.call('ZREM', KEYS[4], ARGV[6])
+else
+  redis.call('ZADD', KEYS[4], 'XX', ARGV[3], ARGV[6])
+end
+return left
+`);
+
+const num = (v: string | null | undefined): number => (v === null || v === undefined ? 0 : Number(v));
+
+/** Creates the outbox over one Redis (or Cluster) client, which the caller owns. */
+export function createOutbox(redis: ScriptClient, options: OutboxOptions = {}): Outbox {
+  const keys = outboxKeys(options.prefix ?? '{memfleet}');
+  const ttlS = options.dedupeWindowS ?? 30 * 86_400;
+
+  return {
+    keys,
+
+    async append(tenant, threadId, userId, messages, nowMs) {
+      const res = (await APPEND.run(
+        redis,
+        [
+          keys.thread(tenant, threadId),
+          keys.outbox(tenant, threadId),
+          keys.pending(),
+          ...messages.map((m) => keys.message(tenant, m.clientMessageId)),
+        ],
+        [
+          userId,
+          nowMs,
+          threadId,
+          pendingMember(tenant, threadId),
+          ...messages.flatMap((m) => [m.clientMessageId, m.body]),
+        ],
+      )) as (number | string)[];
+      if (res[0] === -1) {
+        return { ok: false, reason: 'thread_owner_mismatch', ownerUserId: String(res[1]) };
+      }
+      return { ok: true, results: res.slice(1).map((r) => (r === 1 ? 'queued' : 'duplicate')) };
+    },
+
+    async status(tenant, clientMessageId) {
+      const h = await redis.hgetall(keys.message(tenant, clientMessageId));
+      if (h.status === undefined || h.thread === undefined || h.user === undefined) return undefined;
+      const status = h.status as MessageStatus['status'];
+      return {
+        clientMessageId,
+        threadId: h.thread,
+        userId: h.user,
+        seq: num(h.seq),
+        status,
+        attempts: num(h.attempts),
+        acceptedAt: new Date(num(h.accepted_at)),
+        ...(h.written_at !== undefined ? { writtenAt: new Date(num(h.written_at)) } : {}),
+        ...(h.error !== undefined ? { error: h.error } : {}),
+      };
+    },
+
+    async acquireLock(tenant, threadId, token, ttlMs) {
+      const res = await redis.set(keys.lock(tenant, threadId), token, 'PX', ttlMs, 'NX');
+      return res === 'OK';
+    },
+
+    async extendLock(tenant, threadId, token, ttlMs) {
+      return (await EXTEND.run(redis, [keys.lock(tenant, threadId)], [token, ttlMs])) === 1;
+    },
+
+    async lockTtlMs(tenant, threadId) {
+      return Math.max(0, await redis.pttl(keys.lock(tenant, threadId)));
+    },
+
+    async releaseLock(tenant, threadId, token) {
+      await RELEASE.run(redis, [keys.lock(tenant, threadId)], [token]);
+    },
+
+    async readHead(tenant, threadId, limit) {
+      const [ids, thread] = await Promise.all([
+        redis.lrange(keys.outbox(tenant, threadId), 0, limit - 1),
+        redis.hmget(keys.thread(tenant, threadId), 'user', 'inflight'),
+      ]);
+      const pipeline = redis.pipeline();
+      for (const id of ids) {
+        pipeline.hmget(keys.message(tenant, id), 'seq', 'attempts', 'accepted_at', 'body');
+      }
+      const rows = ids.length === 0 ? [] : ((await pipeline.exec()) ?? []);
+      const messages = ids.map((clientMessageId, i): PendingMessage => {
+        const [err, value] = rows[i] ?? [null, null];
+        if (err !== null) throw err;
+        const [seq, attempts, acceptedAt, body] = (value ?? []) as (string | null)[];
+        return {
+          clientMessageId,
+          seq: num(seq),
+          attempts: num(attempts),
+          acceptedAt: new Date(num(acceptedAt)),
+          body: body ?? undefined,
+        };
+      });
+      return {
+        userId: thread[0] ?? undefined,
+        uncertain: thread[1] !== null && thread[1] !== undefined,
+        messages,
+      };
+    },
+
+    async beginWrite(tenant, threadId, clientMessageIds) {
+      await BEGIN.run(
+        redis,
+        [keys.thread(tenant, threadId), ...clientMessageIds.map((id) => keys.message(tenant, id))],
+        [],
+      );
+    },
+
+    async commit(tenant, threadId, token, clientMessageIds, outcome, nowMs) {
+      const res = (await COMMIT.run(
+        redis,
+        [
+          keys.lock(tenant, threadId),
+          keys.outbox(tenant, threadId),
+          keys.thread(tenant, threadId),
+          keys.pending(),
+          keys.dead(tenant),
+          ...clientMessageIds.map((id) => keys.message(tenant, id)),
+        ],
+        [
+          token,
+          outcome.status,
+          nowMs,
+          ttlS,
+          outcome.status === 'dead' ? outcome.reason : '',
+          pendingMember(tenant, threadId),
+          ...clientMessageIds,
+        ],
+      )) as number;
+      if (res === -1) throw new LockLostError('commit');
+      if (res === -2) throw new Error('outbox head changed under a held lock');
+      return res;
+    },
+
+    async stalledThreads(beforeMs, limit) {
+      const members = await redis.zrangebyscore(keys.pending(), '-inf', beforeMs, 'LIMIT', 0, limit);
+      return members.flatMap((m) => {
+        const t = parsePendingMember(m);
+        return t === undefined ? [] : [t];
+      });
+    },
+
+    async touchPending(tenant, threadId, nowMs) {
+      await redis.zadd(keys.pending(), 'XX', nowMs, pendingMember(tenant, threadId));
+    },
+
+    length: (tenant, threadId) => redis.llen(keys.outbox(tenant, threadId)),
+  };
+}
