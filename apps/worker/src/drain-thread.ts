@@ -167,49 +167,52 @@ export function createThreadDrainer(deps: DrainDeps) {
         const ids = batch.map((p) => p.clientMessageId);
 
         const inLedger = await ledger.findWritten(tenant, ids);
-        let inBackend = new Set<string>();
-        if (head.uncertain && inLedger.size < ids.length) {
-          inBackend = await timed('find_written', (signal) =>
-            backend.findWritten(thread, ids, { signal }),
-          );
-        }
-        const toSend = prepared.filter(
-          (p) =>
-            !inLedger.has(p.pending.clientMessageId) && !inBackend.has(p.pending.clientMessageId),
-        );
         if (inLedger.size > 0) {
           metrics.duplicatesSkipped.inc({ backend: b, source: 'ledger' }, inLedger.size);
         }
-        if (inBackend.size > 0) {
-          metrics.duplicatesSkipped.inc({ backend: b, source: 'backend' }, inBackend.size);
-        }
-
-        if (toSend.length > 0) {
+        if (inLedger.size < ids.length) {
+          // Counted before any backend call, so a backend that always fails still exhausts attempts.
           await outbox.beginWrite(tenant, threadId, ids);
           const attempt = Math.max(...batch.map((p) => p.attempts)) + 1;
           try {
-            if (!ensured) {
-              await timed('ensure_user', (signal) => backend.ensureUser(thread, { signal }));
-              await timed('ensure_thread', (signal) => backend.ensureThread(thread, { signal }));
-              ensured = true;
+            let inBackend = new Set<string>();
+            if (head.uncertain) {
+              inBackend = await timed('find_written', (signal) =>
+                backend.findWritten(thread, ids, { signal }),
+              );
+              if (inBackend.size > 0) {
+                metrics.duplicatesSkipped.inc({ backend: b, source: 'backend' }, inBackend.size);
+              }
             }
-            const t0 = now();
-            await timed('add_messages', (signal) =>
-              backend.addMessages(
-                thread,
-                toSend.map((p) => p.message),
-                { signal },
-              ),
+            const toSend = prepared.filter(
+              (p) =>
+                !inLedger.has(p.pending.clientMessageId) &&
+                !inBackend.has(p.pending.clientMessageId),
             );
-            metrics.batchSize.observe({ backend: b }, toSend.length);
-            logger.info('batch written', {
-              tenant,
-              threadId,
-              backend: b,
-              n: toSend.length,
-              write_ms: now() - t0,
-              attempt,
-            });
+            if (toSend.length > 0) {
+              if (!ensured) {
+                await timed('ensure_user', (signal) => backend.ensureUser(thread, { signal }));
+                await timed('ensure_thread', (signal) => backend.ensureThread(thread, { signal }));
+                ensured = true;
+              }
+              const t0 = now();
+              await timed('add_messages', (signal) =>
+                backend.addMessages(
+                  thread,
+                  toSend.map((p) => p.message),
+                  { signal },
+                ),
+              );
+              metrics.batchSize.observe({ backend: b }, toSend.length);
+              logger.info('batch written', {
+                tenant,
+                threadId,
+                backend: b,
+                n: toSend.length,
+                write_ms: now() - t0,
+                attempt,
+              });
+            }
           } catch (err: unknown) {
             const e = toError(err);
             if (err instanceof BackendError && err.kind === 'permanent') {

@@ -1,0 +1,202 @@
+import { PassThrough } from 'node:stream';
+import { expect } from 'chai';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { createLedger } from '@memfleet/db/ledger';
+import { migrate } from '@memfleet/db/migrate';
+import { createLogger } from '@memfleet/logger/create-logger';
+import { createPostgresBackend } from '@memfleet/memory/postgres-backend';
+import { createRegistry } from '@memfleet/metrics/create-registry';
+import { createWorkerMetrics, type WorkerMetrics } from '@memfleet/metrics/worker-metrics';
+import { createOutbox, type Outbox } from '@memfleet/outbox/outbox';
+import { createTestDatabase, testRedisUrl, uniquePrefix } from '@memfleet/testing/fixtures';
+import { createThreadDrainer, RetryableDrainError, type DrainDeps } from './drain-thread.ts';
+
+const settings = { maxAttempts: 3, lockTtlMs: 5000, sliceMs: 10_000, backendTimeoutMs: 2000 };
+
+function bodyOf(content: string): string {
+  return JSON.stringify({
+    role: 'user',
+    content,
+    created_at: '2026-11-21T10:00:00.000Z',
+    metadata: { source: 'test' },
+  });
+}
+
+describe('drainThread (real Redis and Postgres)', () => {
+  let redis: Redis;
+  let pool: pg.Pool;
+  let db: { url: string; drop(): Promise<void> };
+  let outbox: Outbox;
+  let metrics: WorkerMetrics;
+  let prefix: string;
+
+  const deps = (overrides: Partial<DrainDeps> = {}): DrainDeps => ({
+    outbox,
+    ledger: createLedger(pool),
+    backend: createPostgresBackend(pool, { maxBatchSize: 4 }),
+    metrics,
+    logger: createLogger({ service: 'test', stream: new PassThrough() }),
+    isStopping: () => false,
+    settings,
+    ...overrides,
+  });
+
+  async function post(threadId: string, ids: string[], content = (id: string) => `text ${id}`) {
+    await outbox.append(
+      'acme',
+      threadId,
+      'u1',
+      ids.map((id) => ({ clientMessageId: id, body: bodyOf(content(id)) })),
+      Date.now(),
+    );
+  }
+
+  async function stored(threadId: string): Promise<string[]> {
+    const res = await pool.query<{ client_message_id: string }>(
+      'SELECT client_message_id FROM memory_messages WHERE tenant = $1 AND thread_id = $2 ORDER BY id',
+      ['acme', threadId],
+    );
+    return res.rows.map((r) => r.client_message_id);
+  }
+
+  beforeEach(async () => {
+    db = await createTestDatabase();
+    await migrate(db.url);
+    pool = new pg.Pool({ connectionString: db.url, max: 5 });
+    redis = new Redis(await testRedisUrl());
+    prefix = uniquePrefix();
+    outbox = createOutbox(redis, { prefix, dedupeWindowS: 600 });
+    metrics = createWorkerMetrics(createRegistry('worker'));
+  });
+
+  afterEach(async () => {
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length > 0) await redis.del(...keys);
+    await redis.quit();
+    await pool.end();
+    await db.drop();
+  });
+
+  it('writes a thread in accept order, in batches up to the backend limit, and records the ledger', async () => {
+    const ids = Array.from({ length: 10 }, (_, i) => `m${i}`);
+    await post('t1', ids);
+    const result = await createThreadDrainer(deps())('acme', 't1');
+    expect(result).to.deep.equal({ outcome: 'drained', written: 10, dead: 0 });
+    expect(await stored('t1')).to.deep.equal(ids);
+    const batches = await metrics.batchSize.get();
+    const count = batches.values.find((v) => v.metricName === 'memfleet_batch_size_messages_count');
+    expect(count?.value).to.equal(3); // 4 + 4 + 2
+    const ledger = await pool.query('SELECT status FROM ledger WHERE tenant = $1', ['acme']);
+    expect(ledger.rows.map((r: { status: string }) => r.status)).to.deep.equal(Array(10).fill('written'));
+    expect(await outbox.length('acme', 't1')).to.equal(0);
+    expect((await outbox.status('acme', 'm0'))?.status).to.equal('written');
+  });
+
+  it('never writes twice after a crash between the backend ack and the outbox commit', async () => {
+    await post('t1', ['a', 'b', 'c']);
+    // A drain that wrote a and b, then died before committing: the write is marked uncertain.
+    const backend = createPostgresBackend(pool);
+    const ref = { tenant: 'acme', threadId: 't1', userId: 'u1' };
+    await outbox.beginWrite('acme', 't1', ['a', 'b', 'c']);
+    await backend.ensureUser(ref);
+    await backend.ensureThread(ref);
+    await backend.addMessages(ref, [
+      { clientMessageId: 'a', role: 'user', content: 'text a', createdAt: new Date().toISOString(), metadata: {} },
+      { clientMessageId: 'b', role: 'user', content: 'text b', createdAt: new Date().toISOString(), metadata: {} },
+    ]);
+    const result = await createThreadDrainer(deps())('acme', 't1');
+    expect(result).to.include({ outcome: 'drained', written: 3 });
+    expect(await stored('t1')).to.deep.equal(['a', 'b', 'c']);
+    const skipped = (await metrics.duplicatesSkipped.get()).values.find(
+      (v) => v.labels.source === 'backend',
+    );
+    expect(skipped?.value).to.equal(2);
+  });
+
+  it('skips messages the ledger already has (a resend after the Redis status expired)', async () => {
+    await post('t1', ['a']);
+    await createThreadDrainer(deps())('acme', 't1');
+    await redis.del(outbox.keys.message('acme', 'a'));
+    await post('t1', ['a']);
+    expect(await outbox.length('acme', 't1')).to.equal(1);
+    const result = await createThreadDrainer(deps())('acme', 't1');
+    expect(result).to.include({ outcome: 'drained', written: 1 });
+    expect(await stored('t1')).to.deep.equal(['a']);
+  });
+
+  it('isolates a message the backend rejects and dead-letters it with the reason; the thread goes on in order', async () => {
+    // Postgres text cannot hold NUL: the backend rejects this message permanently.
+    await post('t1', ['m1', 'm2', 'poison', 'm4', 'm5', 'm6'], (id) =>
+      id === 'poison' ? 'bad \u0000 byte' : `text ${id}`,
+    );
+    const result = await createThreadDrainer(deps())('acme', 't1');
+    expect(result).to.deep.equal({ outcome: 'drained', written: 5, dead: 1 });
+    expect(await stored('t1')).to.deep.equal(['m1', 'm2', 'm4', 'm5', 'm6']);
+    const dead = await outbox.status('acme', 'poison');
+    expect(dead?.status).to.equal('dead');
+    expect(dead?.error).to.match(/postgres rejected the write/);
+    const row = await pool.query<{ status: string; error: string }>(
+      'SELECT status, error FROM ledger WHERE client_message_id = $1',
+      ['poison'],
+    );
+    expect(row.rows[0]?.status).to.equal('dead');
+    expect(await redis.zrange(outbox.keys.dead('acme'), 0, -1)).to.deep.equal(['poison']);
+  });
+
+  it('dead-letters a corrupt outbox record instead of crashing, and keeps going', async () => {
+    await post('t1', ['m1']);
+    await redis.hset(outbox.keys.message('acme', 'm1'), 'body', '{"role":"nobody"');
+    await post('t1', ['m2']);
+    const result = await createThreadDrainer(deps())('acme', 't1');
+    expect(result).to.deep.equal({ outcome: 'drained', written: 1, dead: 1 });
+    expect((await outbox.status('acme', 'm1'))?.error).to.match(/corrupt/);
+    expect(await stored('t1')).to.deep.equal(['m2']);
+  });
+
+  it('retries transient failures with the attempt number, then dead-letters after the last attempt', async () => {
+    await post('t1', ['m1', 'm2']);
+    // A backend whose server is gone: every call fails with a connection error (transient).
+    const gone = new pg.Pool({ connectionString: 'postgres://x@127.0.0.1:1/none', connectionTimeoutMillis: 500 });
+    const drain = createThreadDrainer(deps({ backend: createPostgresBackend(gone) }));
+    for (const attempt of [1, 2]) {
+      let caught: unknown;
+      try {
+        await drain('acme', 't1');
+      } catch (err: unknown) {
+        caught = err;
+      }
+      expect(caught).to.be.instanceOf(RetryableDrainError);
+      expect((caught as RetryableDrainError).attempt).to.equal(attempt);
+      expect(await outbox.length('acme', 't1')).to.equal(2);
+    }
+    const result = await drain('acme', 't1');
+    expect(result).to.deep.equal({ outcome: 'drained', written: 0, dead: 2 });
+    const status = await outbox.status('acme', 'm2');
+    expect(status?.status).to.equal('dead');
+    expect(status?.attempts).to.equal(3);
+    expect(status?.error).to.match(/^gave up after 3 attempts/);
+    await gone.end();
+  });
+
+  it('does not drain a thread another drain holds, and says how long to wait', async () => {
+    await post('t1', ['m1']);
+    await outbox.acquireLock('acme', 't1', 'someone-else', 3000);
+    const result = await createThreadDrainer(deps())('acme', 't1');
+    expect(result.outcome).to.equal('locked');
+    expect(result.outcome === 'locked' && result.retryInMs).to.be.within(1, 3000);
+    expect(await stored('t1')).to.deep.equal([]);
+  });
+
+  it('yields after its time slice or on shutdown, leaving the rest for the next drain', async () => {
+    await post('t1', Array.from({ length: 8 }, (_, i) => `m${i}`));
+    let stopping = false;
+    const drain = createThreadDrainer(
+      deps({ isStopping: () => stopping, settings: { ...settings, sliceMs: 60_000 } }),
+    );
+    stopping = true;
+    expect(await drain('acme', 't1')).to.deep.equal({ outcome: 'yielded', written: 0, dead: 0 });
+    stopping = false;
+    expect(await drain('acme', 't1')).to.deep.equal({ outcome: 'drained', written: 8, dead: 0 });
+  });
+});

@@ -1,0 +1,282 @@
+import { expect } from 'chai';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { migrate } from '@memfleet/db/migrate';
+import { startAppProcess, type AppProcess } from '@memfleet/testing/app-process';
+import { createTestDatabase, testRedisUrl, uniquePrefix } from '@memfleet/testing/fixtures';
+import { httpRequestJson } from '@memfleet/testing/http-request';
+
+const KEY = 'acme-key-0123456789abcdef';
+const ADMIN = 'admin-key-0123456789abcdef';
+const WORKER_MAIN = 'apps/worker/src/main.ts';
+const API_MAIN = 'apps/api/src/main.ts';
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/**
+ * An API process and worker processes on a fresh database and key prefix, as the start command runs
+ * them. The test process holds one Redis and one Postgres connection, opened before the tests.
+ */
+class Fleet {
+  api!: AppProcess;
+  apiUrl = '';
+  workers: AppProcess[] = [];
+  pg!: pg.Client;
+  redis!: Redis;
+  db!: { url: string; drop(): Promise<void> };
+  prefix = uniquePrefix();
+  env: Record<string, string> = {};
+
+  async start(workerEnv: Record<string, string>, workers: number): Promise<void> {
+    this.db = await createTestDatabase();
+    await migrate(this.db.url);
+    this.env = {
+      REDIS_URL: await testRedisUrl(),
+      REDIS_KEY_PREFIX: this.prefix,
+      DATABASE_URL: this.db.url,
+      MEMFLEET_API_KEYS: `acme:${KEY}`,
+      MEMFLEET_ADMIN_KEY: ADMIN,
+      API_PORT: '0',
+      WORKER_METRICS_PORT: '0',
+      ...workerEnv,
+    };
+    this.api = startAppProcess(API_MAIN, { name: 'api', env: this.env });
+    const listening = await this.api.waitForLine(/"message":"api listening"/, 30_000);
+    this.apiUrl = (JSON.parse(listening) as { url: string }).url;
+    this.pg = new pg.Client({ connectionString: this.db.url });
+    await this.pg.connect();
+    this.redis = new Redis(this.env.REDIS_URL ?? '');
+    for (let i = 0; i < workers; i++) await this.addWorker(`worker-${i}`);
+  }
+
+  async addWorker(name: string, env: Record<string, string> = {}): Promise<AppProcess> {
+    const proc = startAppProcess(WORKER_MAIN, { name, env: { ...this.env, ...env } });
+    this.workers.push(proc);
+    await proc.waitForLine(/"message":"worker ready"/, 30_000);
+    return proc;
+  }
+
+  metricsPort(proc: AppProcess): number {
+    const line = proc.lines().find((l) => l.includes('"message":"worker ready"')) ?? '{}';
+    return (JSON.parse(line) as { metricsPort: number }).metricsPort;
+  }
+
+  async post(threadId: string, messages: object[]): Promise<{ status: number; body: unknown }> {
+    const res = await httpRequestJson(`${this.apiUrl}/v1/threads/${threadId}/messages`, {
+      headers: { authorization: `Bearer ${KEY}` },
+      body: { user_id: `user-of-${threadId}`, messages },
+    });
+    return { status: res.status, body: res.json };
+  }
+
+  async status(clientMessageId: string): Promise<string | undefined> {
+    const res = await httpRequestJson(`${this.apiUrl}/v1/messages/${clientMessageId}`, {
+      headers: { authorization: `Bearer ${KEY}` },
+    });
+    return (res.json as { status?: string }).status;
+  }
+
+  async ledgerCount(status: string): Promise<number> {
+    const res = await this.pg.query<{ n: string }>(
+      'SELECT count(*) AS n FROM ledger WHERE status = $1',
+      [status],
+    );
+    return Number(res.rows[0]?.n ?? 0);
+  }
+
+  async storedByThread(): Promise<Map<string, string[]>> {
+    const res = await this.pg.query<{ thread_id: string; client_message_id: string }>(
+      'SELECT thread_id, client_message_id FROM memory_messages ORDER BY id',
+    );
+    const byThread = new Map<string, string[]>();
+    for (const r of res.rows) {
+      byThread.set(r.thread_id, [...(byThread.get(r.thread_id) ?? []), r.client_message_id]);
+    }
+    return byThread;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.stop(15_000)));
+    await this.api.stop(15_000);
+    const keys = await this.redis.keys(`${this.prefix}*`);
+    if (keys.length > 0) await this.redis.del(...keys);
+    await this.redis.quit();
+    await this.pg.end();
+    await this.db.drop();
+  }
+}
+
+const text = (thread: number, n: number) => `message ${n} of thread ${thread}`;
+
+describe('fleet: api + worker processes (real Redis and Postgres)', function () {
+  this.timeout(240_000);
+
+  describe('order, batching and PII under load', () => {
+    const fleet = new Fleet();
+    before(() => fleet.start({ WORKER_CONCURRENCY: '8' }, 2));
+    after(() => fleet.stop());
+
+    it('writes 50 threads x 40 messages from 50 concurrent clients in accept order, once each, in batches', async () => {
+      const sizes = [1, 3, 5, 2, 4];
+      const expected = new Map<string, string[]>();
+      await Promise.all(
+        Array.from({ length: 50 }, async (_, t) => {
+          const threadId = `thread-${t}`;
+          const ids: string[] = [];
+          let n = 0;
+          let chunk = 0;
+          while (n < 40) {
+            const size = Math.min(sizes[chunk++ % sizes.length] ?? 1, 40 - n);
+            const messages = Array.from({ length: size }, (_, k) => ({
+              client_message_id: `t${t}-m${n + k}`,
+              role: n + k === 0 ? 'system' : (n + k) % 2 === 0 ? 'assistant' : 'user',
+              content: text(t, n + k),
+            }));
+            const res = await fleet.post(threadId, messages);
+            expect(res.status).to.equal(202);
+            ids.push(...messages.map((m) => m.client_message_id));
+            n += size;
+          }
+          expected.set(threadId, ids);
+        }),
+      );
+      await waitFor('2000 messages written', async () => (await fleet.ledgerCount('written')) === 2000, 120_000);
+
+      const stored = await fleet.storedByThread();
+      expect(stored.size).to.equal(50);
+      for (const [threadId, ids] of expected) {
+        expect(stored.get(threadId), threadId).to.deep.equal(ids);
+      }
+      expect(await fleet.ledgerCount('dead')).to.equal(0);
+
+      let count = 0;
+      let sum = 0;
+      let single = 0;
+      for (const worker of fleet.workers) {
+        const res = await httpRequestJson(`http://127.0.0.1:${fleet.metricsPort(worker)}/metrics`);
+        const body = res.text;
+        const value = (re: RegExp) => Number(re.exec(body)?.[1] ?? 0);
+        count += value(/^memfleet_batch_size_messages_count\{[^}]*\} (\d+)/m);
+        sum += value(/^memfleet_batch_size_messages_sum\{[^}]*\} (\d+)/m);
+        single += value(/^memfleet_batch_size_messages_bucket\{le="1",[^}]*\} (\d+)/m);
+      }
+      expect(sum).to.equal(2000);
+      expect(count).to.be.below(2000);
+      expect(count - single, 'batches of more than one message').to.be.above(0);
+    });
+
+    it('stores PII redacted and leaves none in Redis or the logs', async () => {
+      const email = 'jane.doe@example.com';
+      const phone = '+1 415-555-2671';
+      const card = '4111 1111 1111 1111';
+      const res = await fleet.post('pii-thread', [
+        {
+          client_message_id: 'pii-1',
+          role: 'user',
+          content: `mail ${email}, call ${phone}, card ${card}`,
+          metadata: { note: `backup ${email}` },
+        },
+      ]);
+      expect(res.status).to.equal(202);
+      await waitFor('the PII message written', async () => (await fleet.status('pii-1')) === 'written', 30_000);
+
+      const row = await fleet.pg.query<{ content: string; metadata: { note: string } }>(
+        "SELECT content, metadata FROM memory_messages WHERE client_message_id = 'pii-1'",
+      );
+      expect(row.rows[0]?.content).to.equal('mail [EMAIL], call [PHONE], card [CARD]');
+      expect(row.rows[0]?.metadata.note).to.equal('backup [EMAIL]');
+
+      const needles = [email, phone, card, '4111111111111111', '4155552671'];
+      const dump: string[] = [];
+      let cursor = '0';
+      do {
+        const [next, keys] = await fleet.redis.scan(cursor, 'COUNT', 1000);
+        cursor = next;
+        for (const key of keys) {
+          dump.push(key);
+          const type = await fleet.redis.type(key);
+          if (type === 'string') dump.push((await fleet.redis.get(key)) ?? '');
+          if (type === 'hash') dump.push(JSON.stringify(await fleet.redis.hgetall(key)));
+          if (type === 'list') dump.push(...(await fleet.redis.lrange(key, 0, -1)));
+          if (type === 'set') dump.push(...(await fleet.redis.smembers(key)));
+          if (type === 'zset') dump.push(...(await fleet.redis.zrange(key, 0, -1)));
+          if (type === 'stream') dump.push(JSON.stringify(await fleet.redis.xrange(key, '-', '+')));
+        }
+      } while (cursor !== '0');
+      const logs = [...fleet.api.lines(), ...fleet.workers.flatMap((w) => w.lines())].join('\n');
+      const redisText = dump.join('\n');
+      // The scan did see this test's records (the body itself leaves Redis once written).
+      expect(redisText).to.include(`${fleet.prefix}:msg:acme:pii-1`);
+      for (const needle of needles) {
+        expect(redisText.includes(needle), `Redis holds ${needle}`).to.equal(false);
+        expect(logs.includes(needle), `logs hold ${needle}`).to.equal(false);
+      }
+    });
+  });
+
+  describe('crash', () => {
+    const fleet = new Fleet();
+    const quick = {
+      WORKER_CONCURRENCY: '8',
+      WORKER_LOCK_DURATION_MS: '2000',
+      WORKER_STALLED_INTERVAL_MS: '1000',
+      WORKER_BACKEND_TIMEOUT_MS: '1500',
+      WORKER_BACKOFF_BASE_MS: '100',
+      WORKER_BACKOFF_MAX_MS: '1000',
+      WORKER_SWEEP_INTERVAL_MS: '1000',
+    };
+    before(() => fleet.start(quick, 0));
+    after(() => fleet.stop());
+
+    it('writes every message exactly once after kill -9 of a worker holding batches', async () => {
+      const victim = await fleet.addWorker('victim', {
+        ...quick,
+        DATABASE_URL: `${fleet.env.DATABASE_URL ?? ''}?application_name=victim`,
+      });
+      // Hold every insert into the store, so the victim's drains block mid-write with their batches.
+      const blocker = new pg.Client({ connectionString: fleet.db.url });
+      await blocker.connect();
+      await blocker.query('BEGIN');
+      await blocker.query('LOCK TABLE memory_messages IN SHARE ROW EXCLUSIVE MODE');
+      const expected = new Map<string, string[]>();
+      try {
+        for (let t = 0; t < 10; t++) {
+          const ids = Array.from({ length: 5 }, (_, n) => `crash-${t}-${n}`);
+          const res = await fleet.post(`crash-${t}`, ids.map((id) => ({ client_message_id: id, role: 'user', content: id })));
+          expect(res.status).to.equal(202);
+          expected.set(`crash-${t}`, ids);
+        }
+        await waitFor('the victim blocked inside an insert', async () => {
+          const res = await fleet.pg.query(
+            `SELECT 1 FROM pg_stat_activity WHERE application_name = 'victim'
+             AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO memory_messages%'`,
+          );
+          return res.rowCount !== null && res.rowCount > 0;
+        }, 30_000);
+        await victim.kill9();
+        expect(await victim.waitForExit(10_000)).to.equal(null);
+      } finally {
+        await blocker.query('COMMIT');
+        await blocker.end();
+      }
+      const survivor = await fleet.addWorker('survivor', quick);
+      try {
+        await waitFor('50 messages written', async () => (await fleet.ledgerCount('written')) === 50, 60_000);
+      } finally {
+        await survivor.stop(15_000);
+      }
+      const stored = await fleet.storedByThread();
+      for (const [threadId, ids] of expected) {
+        expect(stored.get(threadId), threadId).to.deep.equal(ids);
+      }
+      const total = await fleet.pg.query<{ n: string }>('SELECT count(*) AS n FROM memory_messages');
+      expect(Number(total.rows[0]?.n)).to.equal(50);
+    });
+  });
+});

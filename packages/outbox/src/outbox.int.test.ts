@@ -1,0 +1,141 @@
+import { expect } from 'chai';
+import { Redis } from 'ioredis';
+import { testRedisUrl, uniquePrefix } from '@memfleet/testing/fixtures';
+import { createOutbox, LockLostError, type Outbox } from './outbox.ts';
+
+const body = (content: string) => JSON.stringify({ role: 'user', content });
+
+describe('outbox (real Redis)', () => {
+  let redis: Redis;
+  let outbox: Outbox;
+  let prefix: string;
+
+  beforeEach(async () => {
+    redis = new Redis(await testRedisUrl());
+    prefix = uniquePrefix();
+    outbox = createOutbox(redis, { prefix, dedupeWindowS: 60 });
+  });
+
+  afterEach(async () => {
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length > 0) await redis.del(...keys);
+    await redis.quit();
+  });
+
+  it('records messages in accept order and reports resends as duplicates', async () => {
+    const first = await outbox.append('acme', 't1', 'u1', [
+      { clientMessageId: 'm1', body: body('a') },
+      { clientMessageId: 'm2', body: body('b') },
+      { clientMessageId: 'm1', body: body('again') },
+    ], 1000);
+    expect(first).to.deep.equal({ ok: true, results: ['queued', 'queued', 'duplicate'] });
+    const again = await outbox.append('acme', 't1', 'u1', [
+      { clientMessageId: 'm2', body: body('b') },
+      { clientMessageId: 'm3', body: body('c') },
+    ], 2000);
+    expect(again).to.deep.equal({ ok: true, results: ['duplicate', 'queued'] });
+
+    const head = await outbox.readHead('acme', 't1', 10);
+    expect(head.userId).to.equal('u1');
+    expect(head.uncertain).to.equal(false);
+    expect(head.messages.map((m) => [m.clientMessageId, m.seq])).to.deep.equal([
+      ['m1', 1],
+      ['m2', 2],
+      ['m3', 3],
+    ]);
+    expect(head.messages[0]?.body).to.equal(body('a'));
+    expect(head.messages[2]?.acceptedAt.getTime()).to.equal(2000);
+  });
+
+  it('keeps tenants apart: the same id from two tenants is two messages', async () => {
+    const a = await outbox.append('acme', 't1', 'u1', [{ clientMessageId: 'm1', body: body('a') }], 1);
+    const b = await outbox.append('globex', 't1', 'u9', [{ clientMessageId: 'm1', body: body('b') }], 1);
+    expect(a).to.deep.equal({ ok: true, results: ['queued'] });
+    expect(b).to.deep.equal({ ok: true, results: ['queued'] });
+    expect((await outbox.status('acme', 'm1'))?.userId).to.equal('u1');
+    expect((await outbox.status('globex', 'm1'))?.userId).to.equal('u9');
+  });
+
+  it('refuses a message for a thread owned by another user, storing nothing', async () => {
+    await outbox.append('acme', 't1', 'u1', [{ clientMessageId: 'm1', body: body('a') }], 1);
+    const res = await outbox.append('acme', 't1', 'u2', [{ clientMessageId: 'm2', body: body('b') }], 2);
+    expect(res).to.deep.equal({ ok: false, reason: 'thread_owner_mismatch', ownerUserId: 'u1' });
+    expect(await outbox.status('acme', 'm2')).to.equal(undefined);
+    expect(await outbox.length('acme', 't1')).to.equal(1);
+  });
+
+  it('commits the head under the lock: written drops the body, dead keeps it with a reason', async () => {
+    await outbox.append('acme', 't1', 'u1', [
+      { clientMessageId: 'm1', body: body('a') },
+      { clientMessageId: 'm2', body: body('b') },
+      { clientMessageId: 'm3', body: body('c') },
+    ], 1);
+    expect(await outbox.acquireLock('acme', 't1', 'tok', 5000)).to.equal(true);
+    expect(await outbox.acquireLock('acme', 't1', 'other', 5000)).to.equal(false);
+    await outbox.beginWrite('acme', 't1', ['m1', 'm2']);
+    expect((await outbox.readHead('acme', 't1', 1)).uncertain).to.equal(true);
+
+    const left = await outbox.commit('acme', 't1', 'tok', ['m1', 'm2'], { status: 'written' }, 50);
+    expect(left).to.equal(1);
+    const m1 = await outbox.status('acme', 'm1');
+    expect(m1).to.include({ status: 'written', attempts: 1 });
+    expect(m1?.writtenAt?.getTime()).to.equal(50);
+    expect(await redis.hget(outbox.keys.message('acme', 'm1'), 'body')).to.equal(null);
+    expect(await redis.ttl(outbox.keys.message('acme', 'm1'))).to.be.within(1, 60);
+    expect((await outbox.readHead('acme', 't1', 5)).uncertain).to.equal(false);
+
+    await outbox.commit('acme', 't1', 'tok', ['m3'], { status: 'dead', reason: 'HTTP 400: bad' }, 60);
+    expect(await outbox.status('acme', 'm3')).to.include({ status: 'dead', error: 'HTTP 400: bad' });
+    expect(await redis.hget(outbox.keys.message('acme', 'm3'), 'body')).to.equal(body('c'));
+    expect(await redis.zrange(outbox.keys.dead('acme'), 0, -1)).to.deep.equal(['m3']);
+    expect(await outbox.length('acme', 't1')).to.equal(0);
+    expect(await outbox.stalledThreads(Number.MAX_SAFE_INTEGER, 10)).to.deep.equal([]);
+  });
+
+  it('refuses to commit for a drain that lost its lock, and when the head is not what it wrote', async () => {
+    await outbox.append('acme', 't1', 'u1', [
+      { clientMessageId: 'm1', body: body('a') },
+      { clientMessageId: 'm2', body: body('b') },
+    ], 1);
+    await outbox.acquireLock('acme', 't1', 'old', 5000);
+    await redis.del(outbox.keys.lock('acme', 't1'));
+    await outbox.acquireLock('acme', 't1', 'new', 5000);
+    let caught: unknown;
+    try {
+      await outbox.commit('acme', 't1', 'old', ['m1'], { status: 'written' }, 1);
+    } catch (err: unknown) {
+      caught = err;
+    }
+    expect(caught).to.be.instanceOf(LockLostError);
+    let mismatch: unknown;
+    try {
+      await outbox.commit('acme', 't1', 'new', ['m2'], { status: 'written' }, 1);
+    } catch (err: unknown) {
+      mismatch = err;
+    }
+    expect(String(mismatch)).to.match(/head changed/);
+    expect(await outbox.length('acme', 't1')).to.equal(2);
+    expect(await outbox.extendLock('acme', 't1', 'old', 5000)).to.equal(false);
+    expect(await outbox.extendLock('acme', 't1', 'new', 5000)).to.equal(true);
+    await outbox.releaseLock('acme', 't1', 'old');
+    expect(await outbox.lockTtlMs('acme', 't1')).to.be.above(0);
+    await outbox.releaseLock('acme', 't1', 'new');
+    expect(await outbox.lockTtlMs('acme', 't1')).to.equal(0);
+  });
+
+  it('lists threads without progress for the sweep', async () => {
+    await outbox.append('acme', 'slow', 'u1', [{ clientMessageId: 'a', body: body('a') }], 1000);
+    await outbox.append('acme', 'fresh', 'u1', [{ clientMessageId: 'b', body: body('b') }], 5000);
+    expect(await outbox.stalledThreads(2000, 10)).to.deep.equal([{ tenant: 'acme', threadId: 'slow' }]);
+    await outbox.touchPending('acme', 'slow', 6000);
+    expect(await outbox.stalledThreads(2000, 10)).to.deep.equal([]);
+  });
+
+  it('keeps ids with separators from colliding', async () => {
+    await outbox.append('acme', 'a:b', 'u1', [{ clientMessageId: 'x:y', body: body('1') }], 1);
+    await outbox.append('acme', 'a', 'u1', [{ clientMessageId: 'x', body: body('2') }], 1);
+    expect(await outbox.length('acme', 'a:b')).to.equal(1);
+    expect(await outbox.length('acme', 'a')).to.equal(1);
+    expect((await outbox.status('acme', 'x:y'))?.threadId).to.equal('a:b');
+  });
+});
