@@ -77,22 +77,108 @@ describe('api (real Redis and Postgres)', () => {
       ['a non-object body', () => post('t-bad', [1, 2]), 400, /^body:/],
       ['missing user_id', () => post('t-bad', { messages: [message('x')] }), 400, /^user_id:/],
       ['missing messages', () => post('t-bad', { user_id: 'u1' }), 400, /^messages:/],
-      ['user_id of the wrong type', () => post('t-bad', { ...valid, user_id: 7 }), 400, /^user_id:/],
-      ['no messages', () => post('t-bad', { user_id: 'u1', messages: [] }), 400, /^messages: must hold at least 1/],
-      ['more than 100 messages', () => post('t-bad', { user_id: 'u1', messages: many }), 400, /^messages: must hold at most 100/],
-      ['an unknown role', () => post('t-bad', { user_id: 'u1', messages: [message('x', { role: 'robot' })] }), 400, /^messages\[0\]\.role:/],
-      ['empty content', () => post('t-bad', { user_id: 'u1', messages: [message('x', { content: '  ' })] }), 400, /^messages\[0\]\.content: must not be empty/],
-      ['content of the wrong type', () => post('t-bad', { user_id: 'u1', messages: [message('x', { content: 42 })] }), 400, /^messages\[0\]\.content:/],
-      ['oversized content', () => post('t-bad', { user_id: 'u1', messages: [message('x', { content: 'a'.repeat(1001) })] }), 400, /^messages\[0\]\.content: must be at most 1000/],
-      ['a bad created_at', () => post('t-bad', { user_id: 'u1', messages: [message('x', { created_at: 'yesterday' })] }), 400, /^messages\[0\]\.created_at: must be an ISO-8601/],
-      ['a missing client_message_id', () => post('t-bad', { user_id: 'u1', messages: [{ role: 'user', content: 'x' }] }), 400, /^messages\[0\]\.client_message_id:/],
+      [
+        'user_id of the wrong type',
+        () => post('t-bad', { ...valid, user_id: 7 }),
+        400,
+        /^user_id:/,
+      ],
+      [
+        'no messages',
+        () => post('t-bad', { user_id: 'u1', messages: [] }),
+        400,
+        /^messages: must hold at least 1/,
+      ],
+      [
+        'more than 100 messages',
+        () => post('t-bad', { user_id: 'u1', messages: many }),
+        400,
+        /^messages: must hold at most 100/,
+      ],
+      [
+        'an unknown role',
+        () => post('t-bad', { user_id: 'u1', messages: [message('x', { role: 'robot' })] }),
+        400,
+        /^messages\[0\]\.role:/,
+      ],
+      [
+        'empty content',
+        () => post('t-bad', { user_id: 'u1', messages: [message('x', { content: '  ' })] }),
+        400,
+        /^messages\[0\]\.content: must not be empty/,
+      ],
+      [
+        'content of the wrong type',
+        () => post('t-bad', { user_id: 'u1', messages: [message('x', { content: 42 })] }),
+        400,
+        /^messages\[0\]\.content:/,
+      ],
+      [
+        'oversized content',
+        () =>
+          post('t-bad', { user_id: 'u1', messages: [message('x', { content: 'a'.repeat(1001) })] }),
+        400,
+        /^messages\[0\]\.content: must be at most 1000/,
+      ],
+      [
+        'a bad created_at',
+        () =>
+          post('t-bad', { user_id: 'u1', messages: [message('x', { created_at: 'yesterday' })] }),
+        400,
+        /^messages\[0\]\.created_at: must be an ISO-8601/,
+      ],
+      [
+        'a missing client_message_id',
+        () => post('t-bad', { user_id: 'u1', messages: [{ role: 'user', content: 'x' }] }),
+        400,
+        /^messages\[0\]\.client_message_id:/,
+      ],
       ['an unknown field', () => post('t-bad', { ...valid, extra: 1 }), 400, /^body: .*\(extra\)/],
-      ['metadata that is not an object', () => post('t-bad', { user_id: 'u1', messages: [message('x', { metadata: 'no' })] }), 400, /^messages\[0\]\.metadata:/],
-      ['a body over the size limit', () => post('t-bad', { user_id: 'u1', messages: [message('x', { content: 'a'.repeat(70_000) })] }), 413, /^body: larger than 65536 bytes/],
-      ['a non-JSON content type', () => request(api.url).post('/v1/threads/t-bad/messages').set('authorization', `Bearer ${ACME}`).set('content-type', 'text/plain').send('hi'), 415, /^content-type:/],
-      ['no key', () => request(api.url).post('/v1/threads/t-bad/messages').send(valid), 401, /Bearer/],
-      ['a wrong key', () => post('t-bad', valid, 'wrong-key-0123456789abcdef'), 401, /unknown API key/],
-      ['a thread id with control characters', () => post('t%01bad', valid), 400, /^thread_id: must not contain control/],
+      [
+        'metadata that is not an object',
+        () => post('t-bad', { user_id: 'u1', messages: [message('x', { metadata: 'no' })] }),
+        400,
+        /^messages\[0\]\.metadata:/,
+      ],
+      [
+        'a body over the size limit',
+        () =>
+          post('t-bad', {
+            user_id: 'u1',
+            messages: [message('x', { content: 'a'.repeat(70_000) })],
+          }),
+        413,
+        /^body: larger than 65536 bytes/,
+      ],
+      [
+        'a non-JSON content type',
+        () =>
+          request(api.url)
+            .post('/v1/threads/t-bad/messages')
+            .set('authorization', `Bearer ${ACME}`)
+            .set('content-type', 'text/plain')
+            .send('hi'),
+        415,
+        /^content-type:/,
+      ],
+      [
+        'no key',
+        () => request(api.url).post('/v1/threads/t-bad/messages').send(valid),
+        401,
+        /Bearer/,
+      ],
+      [
+        'a wrong key',
+        () => post('t-bad', valid, 'wrong-key-0123456789abcdef'),
+        401,
+        /unknown API key/,
+      ],
+      [
+        'a thread id with control characters',
+        () => post('t%01bad', valid),
+        400,
+        /^thread_id: must not contain control/,
+      ],
     ];
 
     for (const [name, send, status, pattern] of cases) {
@@ -108,7 +194,9 @@ describe('api (real Redis and Postgres)', () => {
 
     it('enqueued nothing for any of them and stays up', async () => {
       const keys = await redis.keys(`${prefix}*`);
-      expect(keys.filter((k) => !k.includes(':thread-drain:meta') && !k.endsWith(':thread-drain:id'))).to.deep.equal([]);
+      expect(
+        keys.filter((k) => !k.includes(':thread-drain:meta') && !k.endsWith(':thread-drain:id')),
+      ).to.deep.equal([]);
       const res = await request(api.url).get('/healthz');
       expect(res.status).to.equal(200);
     });
@@ -122,14 +210,24 @@ describe('api (real Redis and Postgres)', () => {
         expect(res.status).to.equal(202);
         statuses.push((res.body as { results: { status: string }[] }).results[0]?.status ?? '');
       }
-      expect(statuses).to.deep.equal(['queued', 'duplicate', 'duplicate', 'duplicate', 'duplicate']);
+      expect(statuses).to.deep.equal([
+        'queued',
+        'duplicate',
+        'duplicate',
+        'duplicate',
+        'duplicate',
+      ]);
     });
 
     it('queues exactly one of 20 concurrent sends of the same id', async () => {
       const responses = await Promise.all(
-        Array.from({ length: 20 }, () => post('t-conc', { user_id: 'u1', messages: [message('conc-1')] })),
+        Array.from({ length: 20 }, () =>
+          post('t-conc', { user_id: 'u1', messages: [message('conc-1')] }),
+        ),
       );
-      const statuses = responses.map((r) => (r.body as { results: { status: string }[] }).results[0]?.status);
+      const statuses = responses.map(
+        (r) => (r.body as { results: { status: string }[] }).results[0]?.status,
+      );
       expect(statuses.filter((s) => s === 'queued')).to.have.length(1);
       expect(statuses.filter((s) => s === 'duplicate')).to.have.length(19);
       expect(await redis.llen(`${prefix}:ob:acme:t-conc`)).to.equal(1);
@@ -164,7 +262,11 @@ describe('api (real Redis and Postgres)', () => {
       });
       expect(res.status).to.equal(202);
       const stored = await redis.hget(`${prefix}:msg:acme:pii-api-1`, 'body');
-      const body = JSON.parse(stored ?? '{}') as { content: string; name: string; metadata: unknown };
+      const body = JSON.parse(stored ?? '{}') as {
+        content: string;
+        name: string;
+        metadata: unknown;
+      };
       expect(body.content).to.equal('write to [EMAIL] or [PHONE], card [CARD]');
       expect(body.name).to.equal('[EMAIL]');
       expect(body.metadata).to.deep.equal({ contact: { email: '[EMAIL]' } });
@@ -176,10 +278,19 @@ describe('api (real Redis and Postgres)', () => {
   describe('status', () => {
     it('shows a queued message to its tenant and 404 to another', async () => {
       await post('t-status', { user_id: 'u1', messages: [message('status-1')] });
-      const own = await request(api.url).get('/v1/messages/status-1').set('authorization', `Bearer ${ACME}`);
+      const own = await request(api.url)
+        .get('/v1/messages/status-1')
+        .set('authorization', `Bearer ${ACME}`);
       expect(own.status).to.equal(200);
-      expect(own.body).to.deep.include({ client_message_id: 'status-1', thread_id: 't-status', status: 'queued', attempts: 0 });
-      const other = await request(api.url).get('/v1/messages/status-1').set('authorization', `Bearer ${GLOBEX}`);
+      expect(own.body).to.deep.include({
+        client_message_id: 'status-1',
+        thread_id: 't-status',
+        status: 'queued',
+        attempts: 0,
+      });
+      const other = await request(api.url)
+        .get('/v1/messages/status-1')
+        .set('authorization', `Bearer ${GLOBEX}`);
       expect(other.status).to.equal(404);
       const none = await request(api.url).get('/v1/messages/status-1');
       expect(none.status).to.equal(401);
@@ -191,7 +302,9 @@ describe('api (real Redis and Postgres)', () => {
       expect((await request(api.url).get('/readyz')).status).to.equal(200);
       const metrics = await request(api.url).get('/metrics');
       expect(metrics.status).to.equal(200);
-      expect(metrics.text).to.match(/memfleet_messages_accepted_total\{outcome="queued",process="api"\} \d+/);
+      expect(metrics.text).to.match(
+        /memfleet_messages_accepted_total\{outcome="queued",process="api"\} \d+/,
+      );
     });
 
     it('serves Bull Board to the admin key only', async () => {
@@ -207,7 +320,9 @@ describe('api (real Redis and Postgres)', () => {
       const anonymous = await request(api.url).get('/admin/queues');
       expect(anonymous.status).to.equal(401);
       expect(anonymous.headers['www-authenticate']).to.match(/^Basic/);
-      const tenant = await request(api.url).get('/admin/queues/api/queues').set('authorization', `Bearer ${ACME}`);
+      const tenant = await request(api.url)
+        .get('/admin/queues/api/queues')
+        .set('authorization', `Bearer ${ACME}`);
       expect(tenant.status).to.equal(403);
     });
   });

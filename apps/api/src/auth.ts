@@ -19,7 +19,10 @@ export interface Authenticator {
 }
 
 /** Builds the key table from the configuration. */
-export function createAuthenticator(apiKeys: readonly ApiKeyEntry[], adminKey: string): Authenticator {
+export function createAuthenticator(
+  apiKeys: readonly ApiKeyEntry[],
+  adminKey: string,
+): Authenticator {
   const byDigest = new Map(apiKeys.map((k) => [sha256(k.key).toString('hex'), k.tenant]));
   const adminDigest = sha256(adminKey);
   return {

@@ -27,7 +27,10 @@ import type { MessageStatusView } from './message-status.ts';
 export interface AppDeps {
   auth: Authenticator;
   acceptMessages: (tenant: string, threadId: string, req: MessagesRequest) => Promise<AcceptResult>;
-  messageStatus: (tenant: string, clientMessageId: string) => Promise<MessageStatusView | undefined>;
+  messageStatus: (
+    tenant: string,
+    clientMessageId: string,
+  ) => Promise<MessageStatusView | undefined>;
   /** Throws when a dependency (Redis, Postgres) is unreachable. */
   checkReady: () => Promise<void>;
   dashboard: Router;
@@ -55,7 +58,11 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 function parseId(value: unknown, field: string): string {
   const parsed = idSchema.safeParse(value);
   if (!parsed.success) {
-    throw new HttpError(400, 'invalid_request', `${field}: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+    throw new HttpError(
+      400,
+      'invalid_request',
+      `${field}: ${parsed.error.issues[0]?.message ?? 'invalid'}`,
+    );
   }
   return parsed.data;
 }
@@ -107,7 +114,9 @@ export function createApp(deps: AppDeps): Express {
     requireTenant(deps.auth),
     (req, _res, next) => {
       if (!req.is('application/json')) {
-        next(new HttpError(415, 'unsupported_media_type', 'content-type: must be application/json'));
+        next(
+          new HttpError(415, 'unsupported_media_type', 'content-type: must be application/json'),
+        );
         return;
       }
       next();
@@ -165,7 +174,7 @@ export function createApp(deps: AppDeps): Express {
         code = 'unsupported_media_type';
         message = 'body: unsupported encoding';
       } else {
-        deps.logger.error('request failed', { requestId: res.locals.requestId, err: e });
+        deps.logger.error('request failed', { requestId: res.getHeader('x-request-id'), err: e });
         if (isDependencyFailure(e)) {
           status = 503;
           code = 'unavailable';

@@ -15,7 +15,9 @@ export function createDashboard(queue: DrainQueue): Router {
   const serverAdapter = new ExpressAdapter();
   serverAdapter.setBasePath(DASHBOARD_PATH);
   createBullBoard({
-    queues: [new BullMQAdapter(queue, { description: 'per-thread drains into the memory backend' })],
+    queues: [
+      new BullMQAdapter(queue, { description: 'per-thread drains into the memory backend' }),
+    ],
     serverAdapter,
     options: { uiConfig: { boardTitle: 'memfleet' } },
   });

@@ -26,7 +26,9 @@ export function messagesRequestSchema(contentMaxChars: number) {
         .max(contentMaxChars, `must be at most ${contentMaxChars} characters`)
         .refine((v) => v.trim().length > 0, 'must not be empty'),
       name: id(256).optional(),
-      created_at: z.iso.datetime({ offset: true, error: 'must be an ISO-8601 date-time' }).optional(),
+      created_at: z.iso
+        .datetime({ offset: true, error: 'must be an ISO-8601 date-time' })
+        .optional(),
       metadata: z
         .record(z.string().max(128), z.unknown())
         .refine(

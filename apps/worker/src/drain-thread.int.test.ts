@@ -88,7 +88,9 @@ describe('drainThread (real Redis and Postgres)', () => {
     const count = batches.values.find((v) => v.metricName === 'memfleet_batch_size_messages_count');
     expect(count?.value).to.equal(3); // 4 + 4 + 2
     const ledger = await pool.query('SELECT status FROM ledger WHERE tenant = $1', ['acme']);
-    expect(ledger.rows.map((r: { status: string }) => r.status)).to.deep.equal(Array(10).fill('written'));
+    expect(ledger.rows.map((r: { status: string }) => r.status)).to.deep.equal(
+      Array(10).fill('written'),
+    );
     expect(await outbox.length('acme', 't1')).to.equal(0);
     expect((await outbox.status('acme', 'm0'))?.status).to.equal('written');
   });
@@ -102,8 +104,20 @@ describe('drainThread (real Redis and Postgres)', () => {
     await backend.ensureUser(ref);
     await backend.ensureThread(ref);
     await backend.addMessages(ref, [
-      { clientMessageId: 'a', role: 'user', content: 'text a', createdAt: new Date().toISOString(), metadata: {} },
-      { clientMessageId: 'b', role: 'user', content: 'text b', createdAt: new Date().toISOString(), metadata: {} },
+      {
+        clientMessageId: 'a',
+        role: 'user',
+        content: 'text a',
+        createdAt: new Date().toISOString(),
+        metadata: {},
+      },
+      {
+        clientMessageId: 'b',
+        role: 'user',
+        content: 'text b',
+        createdAt: new Date().toISOString(),
+        metadata: {},
+      },
     ]);
     const result = await createThreadDrainer(deps())('acme', 't1');
     expect(result).to.include({ outcome: 'drained', written: 3 });
@@ -157,7 +171,10 @@ describe('drainThread (real Redis and Postgres)', () => {
   it('retries transient failures with the attempt number, then dead-letters after the last attempt', async () => {
     await post('t1', ['m1', 'm2']);
     // A backend whose server is gone: every call fails with a connection error (transient).
-    const gone = new pg.Pool({ connectionString: 'postgres://x@127.0.0.1:1/none', connectionTimeoutMillis: 500 });
+    const gone = new pg.Pool({
+      connectionString: 'postgres://x@127.0.0.1:1/none',
+      connectionTimeoutMillis: 500,
+    });
     const drain = createThreadDrainer(deps({ backend: createPostgresBackend(gone) }));
     for (const attempt of [1, 2]) {
       let caught: unknown;
@@ -189,7 +206,10 @@ describe('drainThread (real Redis and Postgres)', () => {
   });
 
   it('yields after its time slice or on shutdown, leaving the rest for the next drain', async () => {
-    await post('t1', Array.from({ length: 8 }, (_, i) => `m${i}`));
+    await post(
+      't1',
+      Array.from({ length: 8 }, (_, i) => `m${i}`),
+    );
     let stopping = false;
     const drain = createThreadDrainer(
       deps({ isStopping: () => stopping, settings: { ...settings, sliceMs: 60_000 } }),

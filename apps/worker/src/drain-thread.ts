@@ -97,16 +97,19 @@ export function createThreadDrainer(deps: DrainDeps) {
       return { outcome: 'locked', retryInMs: await outbox.lockTtlMs(tenant, threadId) };
     }
     let lockLost = false;
-    const renew = setInterval(() => {
-      outbox
-        .extendLock(tenant, threadId, token, settings.lockTtlMs)
-        .then((held) => {
-          if (!held) lockLost = true;
-        })
-        .catch((err: unknown) => {
-          logger.warn('thread lock renewal failed', { tenant, threadId, err: toError(err) });
-        });
-    }, Math.max(50, Math.floor(settings.lockTtlMs / 3)));
+    const renew = setInterval(
+      () => {
+        outbox
+          .extendLock(tenant, threadId, token, settings.lockTtlMs)
+          .then((held) => {
+            if (!held) lockLost = true;
+          })
+          .catch((err: unknown) => {
+            logger.warn('thread lock renewal failed', { tenant, threadId, err: toError(err) });
+          });
+      },
+      Math.max(50, Math.floor(settings.lockTtlMs / 3)),
+    );
 
     const started = now();
     let written = 0;

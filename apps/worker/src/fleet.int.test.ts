@@ -14,7 +14,8 @@ const API_MAIN = 'apps/api/src/main.ts';
 async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number) {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
@@ -146,7 +147,11 @@ describe('fleet: api + worker processes (real Redis and Postgres)', function () 
           expected.set(threadId, ids);
         }),
       );
-      await waitFor('2000 messages written', async () => (await fleet.ledgerCount('written')) === 2000, 120_000);
+      await waitFor(
+        '2000 messages written',
+        async () => (await fleet.ledgerCount('written')) === 2000,
+        120_000,
+      );
 
       const stored = await fleet.storedByThread();
       expect(stored.size).to.equal(50);
@@ -184,7 +189,11 @@ describe('fleet: api + worker processes (real Redis and Postgres)', function () 
         },
       ]);
       expect(res.status).to.equal(202);
-      await waitFor('the PII message written', async () => (await fleet.status('pii-1')) === 'written', 30_000);
+      await waitFor(
+        'the PII message written',
+        async () => (await fleet.status('pii-1')) === 'written',
+        30_000,
+      );
 
       const row = await fleet.pg.query<{ content: string; metadata: { note: string } }>(
         "SELECT content, metadata FROM memory_messages WHERE client_message_id = 'pii-1'",
@@ -248,17 +257,24 @@ describe('fleet: api + worker processes (real Redis and Postgres)', function () 
       try {
         for (let t = 0; t < 10; t++) {
           const ids = Array.from({ length: 5 }, (_, n) => `crash-${t}-${n}`);
-          const res = await fleet.post(`crash-${t}`, ids.map((id) => ({ client_message_id: id, role: 'user', content: id })));
+          const res = await fleet.post(
+            `crash-${t}`,
+            ids.map((id) => ({ client_message_id: id, role: 'user', content: id })),
+          );
           expect(res.status).to.equal(202);
           expected.set(`crash-${t}`, ids);
         }
-        await waitFor('the victim blocked inside an insert', async () => {
-          const res = await fleet.pg.query(
-            `SELECT 1 FROM pg_stat_activity WHERE application_name = 'victim'
+        await waitFor(
+          'the victim blocked inside an insert',
+          async () => {
+            const res = await fleet.pg.query(
+              `SELECT 1 FROM pg_stat_activity WHERE application_name = 'victim'
              AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO memory_messages%'`,
-          );
-          return res.rowCount !== null && res.rowCount > 0;
-        }, 30_000);
+            );
+            return res.rowCount !== null && res.rowCount > 0;
+          },
+          30_000,
+        );
         await victim.kill9();
         expect(await victim.waitForExit(10_000)).to.equal(null);
       } finally {
@@ -267,7 +283,11 @@ describe('fleet: api + worker processes (real Redis and Postgres)', function () 
       }
       const survivor = await fleet.addWorker('survivor', quick);
       try {
-        await waitFor('50 messages written', async () => (await fleet.ledgerCount('written')) === 50, 60_000);
+        await waitFor(
+          '50 messages written',
+          async () => (await fleet.ledgerCount('written')) === 50,
+          60_000,
+        );
       } finally {
         await survivor.stop(15_000);
       }
@@ -275,7 +295,9 @@ describe('fleet: api + worker processes (real Redis and Postgres)', function () 
       for (const [threadId, ids] of expected) {
         expect(stored.get(threadId), threadId).to.deep.equal(ids);
       }
-      const total = await fleet.pg.query<{ n: string }>('SELECT count(*) AS n FROM memory_messages');
+      const total = await fleet.pg.query<{ n: string }>(
+        'SELECT count(*) AS n FROM memory_messages',
+      );
       expect(Number(total.rows[0]?.n)).to.equal(50);
     });
   });

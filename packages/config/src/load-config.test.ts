@@ -36,7 +36,10 @@ describe('loadConfig', () => {
   it('names every missing variable', () => {
     const issues = issuesOf({});
     for (const name of ['REDIS_URL', 'DATABASE_URL', 'MEMFLEET_API_KEYS', 'MEMFLEET_ADMIN_KEY']) {
-      expect(issues.some((i) => i.startsWith(name)), name).to.equal(true);
+      expect(
+        issues.some((i) => i.startsWith(name)),
+        name,
+      ).to.equal(true);
     }
   });
 
@@ -54,9 +57,9 @@ describe('loadConfig', () => {
 
   it('rejects malformed API keys and an admin key shared with a tenant', () => {
     expect(issuesOf({ ...base, MEMFLEET_API_KEYS: 'no-colon' })[0]).to.match(/^MEMFLEET_API_KEYS/);
-    expect(
-      issuesOf({ ...base, MEMFLEET_ADMIN_KEY: 'acme-key-0123456789abcdef' })[0],
-    ).to.match(/^MEMFLEET_ADMIN_KEY/);
+    expect(issuesOf({ ...base, MEMFLEET_ADMIN_KEY: 'acme-key-0123456789abcdef' })[0]).to.match(
+      /^MEMFLEET_ADMIN_KEY/,
+    );
   });
 
   it('maps the legacy Zep flags and rejects contradictions', () => {

@@ -11,7 +11,9 @@ if (url === undefined || url === '') {
 try {
   const ran = await migrate(url, { direction });
   console.log(
-    ran.length === 0 ? 'migrations: database is current' : `migrations ${direction}: ${ran.join(', ')}`,
+    ran.length === 0
+      ? 'migrations: database is current'
+      : `migrations ${direction}: ${ran.join(', ')}`,
   );
 } catch (err: unknown) {
   console.error(`migrations failed: ${toError(err).message}`);

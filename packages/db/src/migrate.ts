@@ -19,7 +19,10 @@ export interface MigrateOptions {
  * Applies (or reverts) migrations with node-pg-migrate under its advisory lock, so several processes
  * starting at once do not race. Returns the names of the migrations that ran.
  */
-export async function migrate(databaseUrl: string, options: MigrateOptions = {}): Promise<string[]> {
+export async function migrate(
+  databaseUrl: string,
+  options: MigrateOptions = {},
+): Promise<string[]> {
   const log = options.log ?? (() => undefined);
   const ran = await runner({
     databaseUrl,

@@ -63,6 +63,10 @@ export function drainJobOptions(tenant: string, threadId: string): JobsOptions {
 }
 
 /** Asks the fleet to drain a thread (a no-op when a drain is already waiting). */
-export async function requestDrain(queue: DrainQueue, tenant: string, threadId: string): Promise<void> {
+export async function requestDrain(
+  queue: DrainQueue,
+  tenant: string,
+  threadId: string,
+): Promise<void> {
   await queue.add(THREAD_DRAIN, { tenant, threadId }, drainJobOptions(tenant, threadId));
 }

@@ -69,7 +69,11 @@ export interface MemoryBackend {
     options?: CallOptions,
   ): Promise<Set<string>>;
   /** The thread's most recent messages, oldest first. */
-  recentMessages(thread: ThreadRef, limit: number, options?: CallOptions): Promise<ContextMessage[]>;
+  recentMessages(
+    thread: ThreadRef,
+    limit: number,
+    options?: CallOptions,
+  ): Promise<ContextMessage[]>;
   /** Memory context for the thread. */
   getContext(thread: ThreadRef, options?: CallOptions): Promise<MemoryContext>;
   /** Erases the user with all their threads and messages. */

@@ -36,9 +36,7 @@ export async function startMetricsServer(options: {
     if (path === '/readyz') {
       options
         .ready()
-        .then((ok) =>
-          send(ok ? 200 : 503, 'application/json', JSON.stringify({ ready: ok })),
-        )
+        .then((ok) => send(ok ? 200 : 503, 'application/json', JSON.stringify({ ready: ok })))
         .catch(() => send(503, 'application/json', '{"ready":false}'));
       return;
     }

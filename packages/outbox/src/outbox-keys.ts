@@ -38,7 +38,9 @@ export function pendingMember(tenant: string, threadId: string): string {
 }
 
 /** The thread a pending-set member names, or undefined for a malformed member. */
-export function parsePendingMember(member: string): { tenant: string; threadId: string } | undefined {
+export function parsePendingMember(
+  member: string,
+): { tenant: string; threadId: string } | undefined {
   try {
     const value: unknown = JSON.parse(member);
     if (

@@ -23,16 +23,28 @@ describe('outbox (real Redis)', () => {
   });
 
   it('records messages in accept order and reports resends as duplicates', async () => {
-    const first = await outbox.append('acme', 't1', 'u1', [
-      { clientMessageId: 'm1', body: body('a') },
-      { clientMessageId: 'm2', body: body('b') },
-      { clientMessageId: 'm1', body: body('again') },
-    ], 1000);
+    const first = await outbox.append(
+      'acme',
+      't1',
+      'u1',
+      [
+        { clientMessageId: 'm1', body: body('a') },
+        { clientMessageId: 'm2', body: body('b') },
+        { clientMessageId: 'm1', body: body('again') },
+      ],
+      1000,
+    );
     expect(first).to.deep.equal({ ok: true, results: ['queued', 'queued', 'duplicate'] });
-    const again = await outbox.append('acme', 't1', 'u1', [
-      { clientMessageId: 'm2', body: body('b') },
-      { clientMessageId: 'm3', body: body('c') },
-    ], 2000);
+    const again = await outbox.append(
+      'acme',
+      't1',
+      'u1',
+      [
+        { clientMessageId: 'm2', body: body('b') },
+        { clientMessageId: 'm3', body: body('c') },
+      ],
+      2000,
+    );
     expect(again).to.deep.equal({ ok: true, results: ['duplicate', 'queued'] });
 
     const head = await outbox.readHead('acme', 't1', 10);
@@ -48,8 +60,20 @@ describe('outbox (real Redis)', () => {
   });
 
   it('keeps tenants apart: the same id from two tenants is two messages', async () => {
-    const a = await outbox.append('acme', 't1', 'u1', [{ clientMessageId: 'm1', body: body('a') }], 1);
-    const b = await outbox.append('globex', 't1', 'u9', [{ clientMessageId: 'm1', body: body('b') }], 1);
+    const a = await outbox.append(
+      'acme',
+      't1',
+      'u1',
+      [{ clientMessageId: 'm1', body: body('a') }],
+      1,
+    );
+    const b = await outbox.append(
+      'globex',
+      't1',
+      'u9',
+      [{ clientMessageId: 'm1', body: body('b') }],
+      1,
+    );
     expect(a).to.deep.equal({ ok: true, results: ['queued'] });
     expect(b).to.deep.equal({ ok: true, results: ['queued'] });
     expect((await outbox.status('acme', 'm1'))?.userId).to.equal('u1');
@@ -58,18 +82,30 @@ describe('outbox (real Redis)', () => {
 
   it('refuses a message for a thread owned by another user, storing nothing', async () => {
     await outbox.append('acme', 't1', 'u1', [{ clientMessageId: 'm1', body: body('a') }], 1);
-    const res = await outbox.append('acme', 't1', 'u2', [{ clientMessageId: 'm2', body: body('b') }], 2);
+    const res = await outbox.append(
+      'acme',
+      't1',
+      'u2',
+      [{ clientMessageId: 'm2', body: body('b') }],
+      2,
+    );
     expect(res).to.deep.equal({ ok: false, reason: 'thread_owner_mismatch', ownerUserId: 'u1' });
     expect(await outbox.status('acme', 'm2')).to.equal(undefined);
     expect(await outbox.length('acme', 't1')).to.equal(1);
   });
 
   it('commits the head under the lock: written drops the body, dead keeps it with a reason', async () => {
-    await outbox.append('acme', 't1', 'u1', [
-      { clientMessageId: 'm1', body: body('a') },
-      { clientMessageId: 'm2', body: body('b') },
-      { clientMessageId: 'm3', body: body('c') },
-    ], 1);
+    await outbox.append(
+      'acme',
+      't1',
+      'u1',
+      [
+        { clientMessageId: 'm1', body: body('a') },
+        { clientMessageId: 'm2', body: body('b') },
+        { clientMessageId: 'm3', body: body('c') },
+      ],
+      1,
+    );
     expect(await outbox.acquireLock('acme', 't1', 'tok', 5000)).to.equal(true);
     expect(await outbox.acquireLock('acme', 't1', 'other', 5000)).to.equal(false);
     await outbox.beginWrite('acme', 't1', ['m1', 'm2']);
@@ -84,8 +120,18 @@ describe('outbox (real Redis)', () => {
     expect(await redis.ttl(outbox.keys.message('acme', 'm1'))).to.be.within(1, 60);
     expect((await outbox.readHead('acme', 't1', 5)).uncertain).to.equal(false);
 
-    await outbox.commit('acme', 't1', 'tok', ['m3'], { status: 'dead', reason: 'HTTP 400: bad' }, 60);
-    expect(await outbox.status('acme', 'm3')).to.include({ status: 'dead', error: 'HTTP 400: bad' });
+    await outbox.commit(
+      'acme',
+      't1',
+      'tok',
+      ['m3'],
+      { status: 'dead', reason: 'HTTP 400: bad' },
+      60,
+    );
+    expect(await outbox.status('acme', 'm3')).to.include({
+      status: 'dead',
+      error: 'HTTP 400: bad',
+    });
     expect(await redis.hget(outbox.keys.message('acme', 'm3'), 'body')).to.equal(body('c'));
     expect(await redis.zrange(outbox.keys.dead('acme'), 0, -1)).to.deep.equal(['m3']);
     expect(await outbox.length('acme', 't1')).to.equal(0);
@@ -93,10 +139,16 @@ describe('outbox (real Redis)', () => {
   });
 
   it('refuses to commit for a drain that lost its lock, and when the head is not what it wrote', async () => {
-    await outbox.append('acme', 't1', 'u1', [
-      { clientMessageId: 'm1', body: body('a') },
-      { clientMessageId: 'm2', body: body('b') },
-    ], 1);
+    await outbox.append(
+      'acme',
+      't1',
+      'u1',
+      [
+        { clientMessageId: 'm1', body: body('a') },
+        { clientMessageId: 'm2', body: body('b') },
+      ],
+      1,
+    );
     await outbox.acquireLock('acme', 't1', 'old', 5000);
     await redis.del(outbox.keys.lock('acme', 't1'));
     await outbox.acquireLock('acme', 't1', 'new', 5000);
@@ -126,7 +178,9 @@ describe('outbox (real Redis)', () => {
   it('lists threads without progress for the sweep', async () => {
     await outbox.append('acme', 'slow', 'u1', [{ clientMessageId: 'a', body: body('a') }], 1000);
     await outbox.append('acme', 'fresh', 'u1', [{ clientMessageId: 'b', body: body('b') }], 5000);
-    expect(await outbox.stalledThreads(2000, 10)).to.deep.equal([{ tenant: 'acme', threadId: 'slow' }]);
+    expect(await outbox.stalledThreads(2000, 10)).to.deep.equal([
+      { tenant: 'acme', threadId: 'slow' },
+    ]);
     await outbox.touchPending('acme', 'slow', 6000);
     expect(await outbox.stalledThreads(2000, 10)).to.deep.equal([]);
   });

@@ -1,9 +1,4 @@
-import {
-  outboxKeys,
-  parsePendingMember,
-  pendingMember,
-  type OutboxKeys,
-} from './outbox-keys.ts';
+import { outboxKeys, parsePendingMember, pendingMember, type OutboxKeys } from './outbox-keys.ts';
 import { redisScript, type ScriptClient } from './redis-script.ts';
 
 /** A message handed to the outbox: its id and its redacted body, serialized once by the caller. */
@@ -193,7 +188,8 @@ end
 return left
 `);
 
-const num = (v: string | null | undefined): number => (v === null || v === undefined ? 0 : Number(v));
+const num = (v: string | null | undefined): number =>
+  v === null || v === undefined ? 0 : Number(v);
 
 /** Creates the outbox over one Redis (or Cluster) client, which the caller owns. */
 export function createOutbox(redis: ScriptClient, options: OutboxOptions = {}): Outbox {
@@ -228,7 +224,8 @@ export function createOutbox(redis: ScriptClient, options: OutboxOptions = {}): 
 
     async status(tenant, clientMessageId) {
       const h = await redis.hgetall(keys.message(tenant, clientMessageId));
-      if (h.status === undefined || h.thread === undefined || h.user === undefined) return undefined;
+      if (h.status === undefined || h.thread === undefined || h.user === undefined)
+        return undefined;
       const status = h.status as MessageStatus['status'];
       return {
         clientMessageId,
@@ -324,7 +321,14 @@ export function createOutbox(redis: ScriptClient, options: OutboxOptions = {}): 
     },
 
     async stalledThreads(beforeMs, limit) {
-      const members = await redis.zrangebyscore(keys.pending(), '-inf', beforeMs, 'LIMIT', 0, limit);
+      const members = await redis.zrangebyscore(
+        keys.pending(),
+        '-inf',
+        beforeMs,
+        'LIMIT',
+        0,
+        limit,
+      );
       return members.flatMap((m) => {
         const t = parsePendingMember(m);
         return t === undefined ? [] : [t];

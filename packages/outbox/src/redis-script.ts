@@ -6,7 +6,11 @@ export type ScriptClient = Redis | Cluster;
 
 /** A Lua script run by SHA, loaded on first use (and again after a Redis restart). */
 export interface RedisScript {
-  run(client: ScriptClient, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown>;
+  run(
+    client: ScriptClient,
+    keys: readonly string[],
+    args: readonly (string | number)[],
+  ): Promise<unknown>;
 }
 
 /** Wraps Lua source for EVALSHA with a fallback to EVAL when the script cache is empty. */
