@@ -1,0 +1,124 @@
+import { expect } from 'chai';
+import type { MemoryBackend, MemoryMessage, ThreadRef } from './memory-backend.ts';
+
+/** What a contract run needs: a fresh, empty backend per test and a way to dispose of it. */
+export interface ContractSubject {
+  backend: MemoryBackend;
+  dispose(): Promise<void>;
+}
+
+const msg = (id: string, content = `content of ${id}`): MemoryMessage => ({
+  clientMessageId: id,
+  role: 'user',
+  content,
+  createdAt: '2026-11-21T10:00:00.000Z',
+  metadata: { client_message_id: id },
+});
+
+/**
+ * The behaviour every `MemoryBackend` adapter (and every emulator behind one) must show. Call it
+ * inside a test file: `describeBackendContract('postgres', async () => …)`.
+ */
+export function describeBackendContract(
+  name: string,
+  create: () => Promise<ContractSubject>,
+): void {
+  describe(`MemoryBackend contract: ${name}`, () => {
+    let subject: ContractSubject;
+    let backend: MemoryBackend;
+    const t1: ThreadRef = { tenant: 'acme', userId: 'u1', threadId: 't1' };
+
+    beforeEach(async () => {
+      subject = await create();
+      backend = subject.backend;
+    });
+    afterEach(async () => {
+      await subject.dispose();
+    });
+
+    async function ready(ref: ThreadRef): Promise<void> {
+      await backend.ensureUser(ref);
+      await backend.ensureThread(ref);
+    }
+
+    it('creates users and threads idempotently', async () => {
+      await ready(t1);
+      await ready(t1);
+      expect(await backend.recentMessages(t1, 10)).to.deep.equal([]);
+    });
+
+    it('keeps the order of a batch and of successive batches', async () => {
+      await ready(t1);
+      await backend.addMessages(t1, [msg('a'), msg('b'), msg('c')]);
+      await backend.addMessages(t1, [msg('d')]);
+      const recent = await backend.recentMessages(t1, 10);
+      expect(recent.map((m) => m.clientMessageId)).to.deep.equal(['a', 'b', 'c', 'd']);
+      expect(recent[0]).to.include({ role: 'user', content: 'content of a' });
+      expect(recent[0]?.createdAt).to.equal('2026-11-21T10:00:00.000Z');
+    });
+
+    it('returns the most recent messages, oldest first', async () => {
+      await ready(t1);
+      await backend.addMessages(
+        t1,
+        ['a', 'b', 'c', 'd', 'e'].map((id) => msg(id)),
+      );
+      const recent = await backend.recentMessages(t1, 2);
+      expect(recent.map((m) => m.clientMessageId)).to.deep.equal(['d', 'e']);
+    });
+
+    it('accepts a batch of its maximum size', async () => {
+      await ready(t1);
+      const ids = Array.from({ length: backend.maxBatchSize }, (_, i) => `m${i}`);
+      await backend.addMessages(
+        t1,
+        ids.map((id) => msg(id)),
+      );
+      expect((await backend.findWritten(t1, ids)).size).to.equal(ids.length);
+    });
+
+    it('tells which client message ids a thread already holds', async () => {
+      await ready(t1);
+      await backend.addMessages(t1, [msg('a'), msg('b')]);
+      const found = await backend.findWritten(t1, ['a', 'b', 'zzz']);
+      expect([...found].sort()).to.deep.equal(['a', 'b']);
+    });
+
+    it('keeps tenants and threads apart', async () => {
+      const other: ThreadRef = { tenant: 'globex', userId: 'u1', threadId: 't1' };
+      const t2: ThreadRef = { ...t1, threadId: 't2' };
+      await ready(t1);
+      await ready(other);
+      await ready(t2);
+      await backend.addMessages(t1, [msg('a')]);
+      await backend.addMessages(other, [msg('b')]);
+      await backend.addMessages(t2, [msg('c')]);
+      expect((await backend.recentMessages(other, 10)).map((m) => m.clientMessageId)).to.deep.equal(
+        ['b'],
+      );
+      expect([...(await backend.findWritten(t2, ['a', 'b', 'c']))]).to.deep.equal(['c']);
+    });
+
+    it('builds a context from the thread', async () => {
+      await ready(t1);
+      await backend.addMessages(t1, [
+        msg('a', 'I like tea'),
+        { ...msg('b', 'Noted'), role: 'assistant' },
+      ]);
+      const context = await backend.getContext(t1);
+      expect(context.context).to.include('I like tea');
+      expect(context.messages.map((m) => m.clientMessageId)).to.deep.equal(['a', 'b']);
+    });
+
+    it('erases a user and nobody else', async () => {
+      const u2: ThreadRef = { tenant: 'acme', userId: 'u2', threadId: 't9' };
+      await ready(t1);
+      await ready(u2);
+      await backend.addMessages(t1, [msg('a')]);
+      await backend.addMessages(u2, [msg('b')]);
+      await backend.eraseUser(t1);
+      expect(await backend.findWritten(t1, ['a'])).to.have.property('size', 0);
+      expect(await backend.findWritten(u2, ['b'])).to.have.property('size', 1);
+    });
+  });
+}
