@@ -83,12 +83,39 @@ class Fleet {
     return (res.json as { status?: string }).status;
   }
 
-  async ledgerCount(status: string): Promise<number> {
+  async ledgerCount(status: string, threadPrefix = ''): Promise<number> {
     const res = await this.pg.query<{ n: string }>(
-      'SELECT count(*) AS n FROM ledger WHERE status = $1',
-      [status],
+      'SELECT count(*) AS n FROM ledger WHERE status = $1 AND thread_id LIKE $2',
+      [status, `${threadPrefix}%`],
     );
     return Number(res.rows[0]?.n ?? 0);
+  }
+
+  /** Holds every insert into the store until the returned function is called. */
+  async blockStore(): Promise<() => Promise<void>> {
+    const blocker = new pg.Client({ connectionString: this.db.url });
+    await blocker.connect();
+    await blocker.query('BEGIN');
+    await blocker.query('LOCK TABLE memory_messages IN SHARE ROW EXCLUSIVE MODE');
+    return async () => {
+      await blocker.query('COMMIT');
+      await blocker.end();
+    };
+  }
+
+  async waitBlockedInsert(applicationName: string): Promise<void> {
+    await waitFor(
+      `${applicationName} blocked inside an insert`,
+      async () => {
+        const res = await this.pg.query(
+          `SELECT 1 FROM pg_stat_activity WHERE application_name = $1
+           AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO memory_messages%'`,
+          [applicationName],
+        );
+        return res.rowCount !== null && res.rowCount > 0;
+      },
+      30_000,
+    );
   }
 
   async storedByThread(): Promise<Map<string, string[]>> {
@@ -249,10 +276,7 @@ describe('fleet: api + worker processes (real Redis and Postgres)', function () 
         DATABASE_URL: `${fleet.env.DATABASE_URL ?? ''}?application_name=victim`,
       });
       // Hold every insert into the store, so the victim's drains block mid-write with their batches.
-      const blocker = new pg.Client({ connectionString: fleet.db.url });
-      await blocker.connect();
-      await blocker.query('BEGIN');
-      await blocker.query('LOCK TABLE memory_messages IN SHARE ROW EXCLUSIVE MODE');
+      const release = await fleet.blockStore();
       const expected = new Map<string, string[]>();
       try {
         for (let t = 0; t < 10; t++) {
@@ -264,28 +288,17 @@ describe('fleet: api + worker processes (real Redis and Postgres)', function () 
           expect(res.status).to.equal(202);
           expected.set(`crash-${t}`, ids);
         }
-        await waitFor(
-          'the victim blocked inside an insert',
-          async () => {
-            const res = await fleet.pg.query(
-              `SELECT 1 FROM pg_stat_activity WHERE application_name = 'victim'
-             AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO memory_messages%'`,
-            );
-            return res.rowCount !== null && res.rowCount > 0;
-          },
-          30_000,
-        );
+        await fleet.waitBlockedInsert('victim');
         await victim.kill9();
         expect(await victim.waitForExit(10_000)).to.equal(null);
       } finally {
-        await blocker.query('COMMIT');
-        await blocker.end();
+        await release();
       }
       const survivor = await fleet.addWorker('survivor', quick);
       try {
         await waitFor(
           '50 messages written',
-          async () => (await fleet.ledgerCount('written')) === 50,
+          async () => (await fleet.ledgerCount('written', 'crash-')) === 50,
           60_000,
         );
       } finally {
@@ -296,9 +309,48 @@ describe('fleet: api + worker processes (real Redis and Postgres)', function () 
         expect(stored.get(threadId), threadId).to.deep.equal(ids);
       }
       const total = await fleet.pg.query<{ n: string }>(
-        'SELECT count(*) AS n FROM memory_messages',
+        "SELECT count(*) AS n FROM memory_messages WHERE thread_id LIKE 'crash-%'",
       );
       expect(Number(total.rows[0]?.n)).to.equal(50);
+    });
+
+    it('on SIGTERM finishes the batch in flight, hands the rest back and exits 0', async () => {
+      const leaving = await fleet.addWorker('leaving', {
+        ...quick,
+        DATABASE_URL: `${fleet.env.DATABASE_URL ?? ''}?application_name=leaving`,
+      });
+      const release = await fleet.blockStore();
+      const expected = new Map<string, string[]>();
+      try {
+        for (let t = 0; t < 5; t++) {
+          const ids = Array.from({ length: 4 }, (_, n) => `term-${t}-${n}`);
+          await fleet.post(
+            `term-${t}`,
+            ids.map((id) => ({ client_message_id: id, role: 'user', content: id })),
+          );
+          expected.set(`term-${t}`, ids);
+        }
+        await fleet.waitBlockedInsert('leaving');
+        leaving.signal('SIGTERM');
+      } finally {
+        await release();
+      }
+      expect(await leaving.waitForExit(20_000)).to.equal(0);
+      expect(leaving.lines().some((l) => l.includes('"message":"worker stopped"'))).to.equal(true);
+      const survivor = await fleet.addWorker('survivor-2', quick);
+      try {
+        await waitFor(
+          '20 messages written',
+          async () => (await fleet.ledgerCount('written', 'term-')) === 20,
+          60_000,
+        );
+      } finally {
+        await survivor.stop(15_000);
+      }
+      const stored = await fleet.storedByThread();
+      for (const [threadId, ids] of expected) {
+        expect(stored.get(threadId), threadId).to.deep.equal(ids);
+      }
     });
   });
 });
