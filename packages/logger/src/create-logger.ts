@@ -1,4 +1,4 @@
-import { redactDeep } from '@memfleet/redaction/redact-deep';
+import { redactDeep, setProperty } from '@memfleet/redaction/redact-deep';
 import { createLogger as createWinstonLogger, format, transports, type Logger } from 'winston';
 
 export type { Logger } from 'winston';
@@ -65,7 +65,7 @@ const redactedJsonLine = format((info) => {
     if (info.cause !== undefined) fields.cause = info.cause;
   }
   for (const key of Object.keys(info)) {
-    if (key !== 'level' && key !== 'timestamp') setField(fields, key, info[key]);
+    if (key !== 'level' && key !== 'timestamp') setProperty(fields, key, info[key]);
   }
   const redacted = redactDeep(fields).value as Record<string, unknown>;
 
@@ -76,7 +76,7 @@ const redactedJsonLine = format((info) => {
     message: redacted.message ?? '',
   };
   for (const [key, value] of Object.entries(redacted)) {
-    if (!HEAD_FIELDS.has(key)) setField(line, key, value);
+    if (!HEAD_FIELDS.has(key)) setProperty(line, key, value);
   }
   return {
     ...line,
@@ -86,20 +86,6 @@ const redactedJsonLine = format((info) => {
     [MESSAGE]: JSON.stringify(line, jsonReplacer),
   };
 });
-
-/** Plain assignment of a `__proto__` meta key would set the prototype instead of copying it. */
-function setField(target: Record<string, unknown>, key: string, value: unknown): void {
-  if (key === '__proto__') {
-    Object.defineProperty(target, key, {
-      value,
-      enumerable: true,
-      writable: true,
-      configurable: true,
-    });
-  } else {
-    target[key] = value;
-  }
-}
 
 function jsonReplacer(_key: string, value: unknown): unknown {
   return typeof value === 'bigint' ? value.toString() : value;

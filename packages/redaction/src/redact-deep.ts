@@ -120,8 +120,11 @@ function visitProperty(walk: Walk, owner: object, key: PropertyKey, depth: numbe
   return visit(walk, child, depth + 1);
 }
 
-/** Plain assignment of `__proto__` would set the prototype instead of copying the key. */
-function setProperty(out: Record<string, unknown>, key: string, value: unknown): void {
+/**
+ * Sets an own, enumerable property. Plain assignment of `__proto__` would set the prototype
+ * instead of copying the key.
+ */
+export function setProperty(out: Record<string, unknown>, key: string, value: unknown): void {
   if (key === '__proto__') {
     Object.defineProperty(out, key, {
       value,
