@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The test command (CI runs it through .ci/run): installs whatever is missing, then runs lint,
+# typecheck, unit and integration tests, stopping at the first step that fails. The last line is
+# `memfleet tests: N passed, N failed`, summed from mocha's "N passing" / "N failing" lines.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "$0")/lib/system-deps.sh"
+cd "$MEMFLEET_ROOT"
+
+ensure_redis
+ensure_postgres
+# Turbo passes only listed variables to tasks, so PG_BIN may not reach the tests; with the binaries
+# on PATH they are found either way.
+export PATH="$PATH:$PG_BIN"
+ensure_node_deps
+export TURBO_TELEMETRY_DISABLED=1
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+passed=0
+failed=0
+skipped=0
+results=()
+
+# Sums the mocha summary lines in a step's output. Turbo prefixes each line with the task name and
+# may colour it, so ANSI codes are stripped and the count is matched anywhere in the line.
+count_in() {
+  local file=$1 word=$2
+  sed -E 's/\x1b\[[0-9;]*[A-Za-z]//g' "$file" |
+    grep -Eo "(^|[^0-9])[0-9]+ ${word}( |\$)" |
+    grep -Eo '[0-9]+' |
+    awk '{ s += $1 } END { print s + 0 }'
+}
+
+# Prints the per-step results and the closing line that CI reads.
+summary() {
+  echo
+  local r
+  for r in "${results[@]}"; do log "  $r"; done
+  local extra=""
+  if [[ $skipped -gt 0 ]]; then extra=", ${skipped} skipped"; fi
+  echo "memfleet tests: ${passed} passed, ${failed} failed${extra}"
+}
+
+# Runs `pnpm <step>`, teeing its output to a file to count tests; on failure prints the summary
+# and exits with the step's status.
+run_step() {
+  local step=$1 out="$work/$1.log" rc=0 step_passed step_failed
+  log ""
+  log "==> pnpm $step"
+  pnpm "$step" 2>&1 | tee "$out" || rc=$?
+  step_passed="$(count_in "$out" passing)"
+  step_failed="$(count_in "$out" failing)"
+  passed=$((passed + step_passed))
+  failed=$((failed + step_failed))
+  skipped=$((skipped + $(count_in "$out" pending)))
+  if [[ $rc -eq 0 ]]; then
+    results+=("ok      pnpm $step")
+    return 0
+  fi
+  # A failing lint or typecheck has no test count; it still must not read as "0 failed".
+  if [[ $step_failed -eq 0 ]]; then failed=$((failed + 1)); fi
+  results+=("FAILED  pnpm $step (exit $rc)")
+  log ""
+  log "memfleet tests: step 'pnpm $step' failed with exit code $rc"
+  summary
+  exit "$rc"
+}
+
+for step in lint typecheck test:unit test:int; do
+  run_step "$step"
+done
+summary
