@@ -23,15 +23,18 @@ failed=0
 skipped=0
 results=()
 
-# Sums the mocha summary lines in a step's output. Turbo prefixes each line with the task name and
-# may colour it, so ANSI codes are stripped and the count is matched anywhere in the line.
+# Sums the mocha summary lines ("  12 passing (3s)") in a step's output. Turbo prefixes each line
+# with the task name and may colour it, so ANSI codes are stripped and the count is matched
+# anywhere in the line. Always succeeds (prints 0 when there is no such line).
 count_in() {
-  local file=$1 word=$2
-  # A step without test lines (lint) matches nothing: grep's status 1 must not end the script.
-  { sed -E 's/\x1b\[[0-9;]*[A-Za-z]//g' "$file" |
-    grep -Eo "(^|[^0-9])[0-9]+ ${word}( |\$)" |
-    grep -Eo '[0-9]+' || true; } |
-    awk '{ s += $1 } END { print s + 0 }'
+  sed -E 's/\x1b\[[0-9;]*[A-Za-z]//g' "$1" |
+    awk -v word="$2" '
+      match($0, "(^|[^0-9])[0-9]+ " word "( |$)") {
+        n = substr($0, RSTART, RLENGTH)
+        gsub(/[^0-9]/, "", n)
+        total += n
+      }
+      END { print total + 0 }'
 }
 
 # Prints the per-step results and the closing line that CI reads.
