@@ -118,6 +118,28 @@ class Fleet {
     );
   }
 
+  /** Posts `perThread` messages to each of `threads` threads named `<name>-<t>`; returns the ids. */
+  async postThreads(name: string, threads: number, perThread: number) {
+    const expected = new Map<string, string[]>();
+    for (let t = 0; t < threads; t++) {
+      const ids = Array.from({ length: perThread }, (_, n) => `${name}-${t}-${n}`);
+      const res = await this.post(
+        `${name}-${t}`,
+        ids.map((id) => ({ client_message_id: id, role: 'user', content: id })),
+      );
+      expect(res.status).to.equal(202);
+      expected.set(`${name}-${t}`, ids);
+    }
+    return expected;
+  }
+
+  async expectStoredInOrder(expected: Map<string, string[]>): Promise<void> {
+    const stored = await this.storedByThread();
+    for (const [threadId, ids] of expected) {
+      expect(stored.get(threadId), threadId).to.deep.equal(ids);
+    }
+  }
+
   async storedByThread(): Promise<Map<string, string[]>> {
     const res = await this.pg.query<{ thread_id: string; client_message_id: string }>(
       'SELECT thread_id, client_message_id FROM memory_messages ORDER BY id',
@@ -277,17 +299,9 @@ describe('fleet: api + worker processes (real Redis and Postgres)', function () 
       });
       // Hold every insert into the store, so the victim's drains block mid-write with their batches.
       const release = await fleet.blockStore();
-      const expected = new Map<string, string[]>();
+      let expected = new Map<string, string[]>();
       try {
-        for (let t = 0; t < 10; t++) {
-          const ids = Array.from({ length: 5 }, (_, n) => `crash-${t}-${n}`);
-          const res = await fleet.post(
-            `crash-${t}`,
-            ids.map((id) => ({ client_message_id: id, role: 'user', content: id })),
-          );
-          expect(res.status).to.equal(202);
-          expected.set(`crash-${t}`, ids);
-        }
+        expected = await fleet.postThreads('crash', 10, 5);
         await fleet.waitBlockedInsert('victim');
         await victim.kill9();
         expect(await victim.waitForExit(10_000)).to.equal(null);
@@ -304,10 +318,7 @@ describe('fleet: api + worker processes (real Redis and Postgres)', function () 
       } finally {
         await survivor.stop(15_000);
       }
-      const stored = await fleet.storedByThread();
-      for (const [threadId, ids] of expected) {
-        expect(stored.get(threadId), threadId).to.deep.equal(ids);
-      }
+      await fleet.expectStoredInOrder(expected);
       const total = await fleet.pg.query<{ n: string }>(
         "SELECT count(*) AS n FROM memory_messages WHERE thread_id LIKE 'crash-%'",
       );
@@ -320,16 +331,9 @@ describe('fleet: api + worker processes (real Redis and Postgres)', function () 
         DATABASE_URL: `${fleet.env.DATABASE_URL ?? ''}?application_name=leaving`,
       });
       const release = await fleet.blockStore();
-      const expected = new Map<string, string[]>();
+      let expected = new Map<string, string[]>();
       try {
-        for (let t = 0; t < 5; t++) {
-          const ids = Array.from({ length: 4 }, (_, n) => `term-${t}-${n}`);
-          await fleet.post(
-            `term-${t}`,
-            ids.map((id) => ({ client_message_id: id, role: 'user', content: id })),
-          );
-          expected.set(`term-${t}`, ids);
-        }
+        expected = await fleet.postThreads('term', 5, 4);
         await fleet.waitBlockedInsert('leaving');
         leaving.signal('SIGTERM');
       } finally {
@@ -347,10 +351,7 @@ describe('fleet: api + worker processes (real Redis and Postgres)', function () 
       } finally {
         await survivor.stop(15_000);
       }
-      const stored = await fleet.storedByThread();
-      for (const [threadId, ids] of expected) {
-        expect(stored.get(threadId), threadId).to.deep.equal(ids);
-      }
+      await fleet.expectStoredInOrder(expected);
     });
   });
 });
