@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command (CI runs it through .ci/run): installs whatever is missing, then runs lint,
 # typecheck, unit and integration tests, stopping at the first step that fails. The last line is
-# `memfleet tests: N passed, N failed`, summed from mocha's "N passing" / "N failing" lines.
+# `memfleet: N passed, N failed`, summed from mocha's "N passing" / "N failing" lines.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "$0")/lib/system-deps.sh"
@@ -44,7 +44,7 @@ summary() {
   for r in "${results[@]}"; do log "  $r"; done
   local extra=""
   if [[ $skipped -gt 0 ]]; then extra=", ${skipped} skipped"; fi
-  echo "memfleet tests: ${passed} passed, ${failed} failed${extra}"
+  echo "memfleet: ${passed} passed, ${failed} failed${extra}"
 }
 
 # Runs `pnpm <step>`, teeing its output to a file to count tests; on failure prints the summary
@@ -67,7 +67,7 @@ run_step() {
   if [[ $step_failed -eq 0 ]]; then failed=$((failed + 1)); fi
   results+=("FAILED  pnpm $step (exit $rc)")
   log ""
-  log "memfleet tests: step 'pnpm $step' failed with exit code $rc"
+  log "memfleet: step 'pnpm $step' failed with exit code $rc"
   summary
   exit "$rc"
 }

@@ -2,7 +2,8 @@ import pg from 'pg';
 
 /**
  * Runs `fn` with a fresh connection to `url` and always closes it afterwards, so that callers
- * (fixtures, readiness probes) never keep a connection open between tests.
+ * (fixtures, readiness probes) never keep a connection open between tests. `connectTimeoutMs`
+ * defaults to 5000.
  */
 export async function withPgClient<T>(
   url: string,
