@@ -1,4 +1,10 @@
-import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions } from 'bullmq';
+import {
+  DelayedError,
+  RateLimitError,
+  UnrecoverableError,
+  Worker,
+  type ConnectionOptions,
+} from 'bullmq';
 import { retryDelayMs, type RetryPolicy } from '@memfleet/jobs/retry-policy';
 import {
   BACKOFF_TYPE,
@@ -24,8 +30,9 @@ export interface DrainWorkerOptions {
 
 /**
  * The BullMQ worker of `thread.drain` jobs: parses the payload, drains the thread, and maps the
- * result: a held thread is retried after its lock expires without using an attempt; a thread left
- * with messages (slice over, or shutting down) is handed back to the queue at once.
+ * result: a held thread is retried after its lock expires without using an attempt; a paused
+ * backend pauses the queue fleet-wide; a thread left with messages (slice over, or shutting down)
+ * is handed back to the queue at once.
  */
 export function createDrainWorker(
   options: DrainWorkerOptions,
@@ -43,6 +50,12 @@ export function createDrainWorker(
         await job.moveToDelayed(Date.now() + Math.max(50, result.retryInMs), token);
         throw new DelayedError();
       }
+      if (result.outcome === 'paused') {
+        // Pauses the whole queue: every worker stops taking drains until the backend may be
+        // called again, and this job waits without using an attempt.
+        await options.queue.rateLimit(Math.max(50, result.retryInMs));
+        throw new RateLimitError();
+      }
       if (result.outcome === 'yielded') await requestDrain(options.queue, tenant, threadId);
       return result;
     },
@@ -53,6 +66,9 @@ export function createDrainWorker(
       lockDuration: options.lockDurationMs,
       stalledInterval: options.stalledIntervalMs,
       maxStalledCount: 5,
+      // queue.rateLimit() pauses every worker only when a limiter is configured; this one is
+      // far above any real drain rate, so it never limits by itself.
+      limiter: { max: 1_000_000, duration: 1000 },
       autorun: false,
       settings: {
         backoffStrategy: (attemptsMade: number, type?: string, err?: Error) => {

@@ -5,6 +5,7 @@ import pg from 'pg';
 import { createLedger } from '@memfleet/db/ledger';
 import { migrate } from '@memfleet/db/migrate';
 import { createLogger } from '@memfleet/logger/create-logger';
+import { createBackendGate, type BackendGate } from '@memfleet/memory/backend-gate';
 import { createPostgresBackend } from '@memfleet/memory/postgres-backend';
 import { createRegistry } from '@memfleet/metrics/create-registry';
 import { createWorkerMetrics, type WorkerMetrics } from '@memfleet/metrics/worker-metrics';
@@ -30,11 +31,13 @@ describe('drainThread (real Redis and Postgres)', () => {
   let outbox: Outbox;
   let metrics: WorkerMetrics;
   let prefix: string;
+  let gate: BackendGate;
 
   const deps = (overrides: Partial<DrainDeps> = {}): DrainDeps => ({
     outbox,
     ledger: createLedger(pool),
     backend: createPostgresBackend(pool, { maxBatchSize: 4 }),
+    gate,
     metrics,
     logger: createLogger({ service: 'test', stream: new PassThrough() }),
     isStopping: () => false,
@@ -68,6 +71,18 @@ describe('drainThread (real Redis and Postgres)', () => {
     prefix = uniquePrefix();
     outbox = createOutbox(redis, { prefix, dedupeWindowS: 600 });
     metrics = createWorkerMetrics(createRegistry('worker'));
+    gate = createBackendGate(redis, {
+      prefix,
+      backend: 'postgres',
+      settings: {
+        failureThreshold: 100,
+        windowMs: 10_000,
+        cooldownMs: 1000,
+        authRetryMs: 1000,
+        rateLimitDefaultMs: 1000,
+        probeTtlMs: 3000,
+      },
+    });
   });
 
   afterEach(async () => {

@@ -4,6 +4,7 @@ import { toError } from '@memfleet/errors/to-error';
 import { outboxMessageBody } from '@memfleet/jobs/outbox-message';
 import type { Logger } from '@memfleet/logger/create-logger';
 import { BackendError } from '@memfleet/memory/backend-error';
+import type { BackendGate, PauseReason } from '@memfleet/memory/backend-gate';
 import type { MemoryBackend, MemoryMessage, ThreadRef } from '@memfleet/memory/memory-backend';
 import type { WorkerMetrics } from '@memfleet/metrics/worker-metrics';
 import type { Outbox, PendingMessage } from '@memfleet/outbox/outbox';
@@ -13,8 +14,12 @@ export interface DrainDeps {
   outbox: Outbox;
   ledger: Ledger;
   backend: MemoryBackend;
+  /** The fleet's shared rate-limit pause, breaker and credential hold for this backend. */
+  gate: BackendGate;
   metrics: WorkerMetrics;
   logger: Pick<Logger, 'info' | 'warn' | 'error'>;
+  /** Called when this worker saw the breaker close, so the queue can stop waiting at once. */
+  onGateClosed?: () => Promise<void>;
   /** True once the process is shutting down: the drain hands the thread back after its batch. */
   isStopping: () => boolean;
   now?: () => number;
@@ -34,7 +39,8 @@ export interface DrainDeps {
 export type DrainResult =
   | { outcome: 'drained'; written: number; dead: number }
   | { outcome: 'yielded'; written: number; dead: number }
-  | { outcome: 'locked'; retryInMs: number };
+  | { outcome: 'locked'; retryInMs: number }
+  | { outcome: 'paused'; retryInMs: number; reason: PauseReason; written: number; dead: number };
 
 /** A transient failure the queue should retry; `attempt` drives the backoff. */
 export class RetryableDrainError extends Error {
@@ -47,6 +53,24 @@ export class RetryableDrainError extends Error {
     this.name = 'RetryableDrainError';
   }
 }
+
+/** The backend, not the batch, stopped the write; the batch waits without using an attempt. */
+class BackendPaused extends Error {
+  constructor(
+    readonly waitMs: number,
+    readonly reason: PauseReason,
+    readonly detail: string,
+  ) {
+    super(`backend paused (${reason}) for ${waitMs} ms`);
+    this.name = 'BackendPaused';
+  }
+}
+
+const PAUSE_TEXT: Record<PauseReason, string> = {
+  rate_limited: 'waiting: the backend is rate limiting',
+  breaker_open: 'waiting: the backend is failing (circuit breaker open)',
+  auth: 'waiting: the backend rejects the credentials',
+};
 
 interface Prepared {
   pending: PendingMessage;
@@ -64,19 +88,58 @@ export function createThreadDrainer(deps: DrainDeps) {
   const now = deps.now ?? Date.now;
   const b = backend.name;
 
-  async function timed<T>(op: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    const end = metrics.backendDuration.startTimer({ backend: b, op });
-    try {
-      const result = await fn(AbortSignal.timeout(settings.backendTimeoutMs));
-      metrics.backendRequests.inc({ backend: b, op, outcome: 'ok' });
-      return result;
-    } catch (err: unknown) {
-      const kind = err instanceof BackendError ? err.kind : 'transient';
-      metrics.backendRequests.inc({ backend: b, op, outcome: kind });
-      throw err;
-    } finally {
-      end();
+  /**
+   * One backend call through the fleet's gate: it waits out a rate-limit pause, an open breaker or
+   * a credential hold by throwing {@link BackendPaused}, and reports the outcome back to the gate.
+   */
+  async function call<T>(op: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const permit = await deps.gate.acquire();
+    if (permit.verdict === 'wait') {
+      throw new BackendPaused(permit.waitMs, permit.reason, 'held before the call');
     }
+    const probe = permit.verdict === 'probe';
+    const end = metrics.backendDuration.startTimer({ backend: b, op });
+    let result: T;
+    try {
+      result = await fn(AbortSignal.timeout(settings.backendTimeoutMs));
+    } catch (err: unknown) {
+      end();
+      const e =
+        err instanceof BackendError
+          ? err
+          : new BackendError('transient', toError(err).message, { cause: err });
+      metrics.backendRequests.inc({ backend: b, op, outcome: e.kind });
+      if (e.kind === 'permanent') {
+        // The backend answered: it is up, whatever it thought of the request.
+        if (probe && e.details.status !== undefined) await closed(await deps.gate.success());
+        throw e;
+      }
+      if (e.kind === 'rate_limited') metrics.rateLimited.inc({ backend: b });
+      if (e.kind === 'auth') metrics.authRejected.inc({ backend: b });
+      const verdict = await deps.gate.failure(e.kind, probe, e.details.retryAfterMs);
+      if (verdict.counted) throw e;
+      if (verdict.opened) {
+        metrics.breakerTransitions.inc({ backend: b, to: 'open' });
+        logger.warn('backend gate closed to writes', {
+          backend: b,
+          reason: verdict.reason,
+          for_ms: verdict.waitMs,
+          err: e.message,
+        });
+      }
+      throw new BackendPaused(verdict.waitMs, verdict.reason, e.message);
+    }
+    end();
+    metrics.backendRequests.inc({ backend: b, op, outcome: 'ok' });
+    if (probe || permit.dirty) await closed(await deps.gate.success());
+    return result;
+  }
+
+  async function closed(didClose: boolean): Promise<void> {
+    if (!didClose) return;
+    metrics.breakerTransitions.inc({ backend: b, to: 'closed' });
+    logger.info('backend gate open to writes again', { backend: b });
+    await deps.onGateClosed?.();
   }
 
   function ledgerEntries(thread: ThreadRef, batch: readonly PendingMessage[]): LedgerEntry[] {
@@ -177,10 +240,11 @@ export function createThreadDrainer(deps: DrainDeps) {
           // Counted before any backend call, so a backend that always fails still exhausts attempts.
           await outbox.beginWrite(tenant, threadId, ids);
           const attempt = Math.max(...batch.map((p) => p.attempts)) + 1;
+          let addFailedUncertain = false;
           try {
             let inBackend = new Set<string>();
             if (head.uncertain) {
-              inBackend = await timed('find_written', (signal) =>
+              inBackend = await call('find_written', (signal) =>
                 backend.findWritten(thread, ids, { signal }),
               );
               if (inBackend.size > 0) {
@@ -194,17 +258,25 @@ export function createThreadDrainer(deps: DrainDeps) {
             );
             if (toSend.length > 0) {
               if (!ensured) {
-                await timed('ensure_user', (signal) => backend.ensureUser(thread, { signal }));
-                await timed('ensure_thread', (signal) => backend.ensureThread(thread, { signal }));
+                await call('ensure_user', (signal) => backend.ensureUser(thread, { signal }));
+                await call('ensure_thread', (signal) => backend.ensureThread(thread, { signal }));
                 ensured = true;
               }
               const t0 = now();
-              await timed('add_messages', (signal) =>
-                backend.addMessages(
-                  thread,
-                  toSend.map((p) => p.message),
-                  { signal },
-                ),
+              await call('add_messages', (signal) =>
+                backend
+                  .addMessages(
+                    thread,
+                    toSend.map((p) => p.message),
+                    { signal },
+                  )
+                  .catch((err: unknown) => {
+                    addFailedUncertain = !(
+                      err instanceof BackendError &&
+                      (err.kind === 'rate_limited' || err.kind === 'auth')
+                    );
+                    throw err;
+                  }),
               );
               metrics.batchSize.observe({ backend: b }, toSend.length);
               logger.info('batch written', {
@@ -217,6 +289,23 @@ export function createThreadDrainer(deps: DrainDeps) {
               });
             }
           } catch (err: unknown) {
+            if (err instanceof BackendPaused) {
+              await outbox.holdWrite(
+                tenant,
+                threadId,
+                ids,
+                `${PAUSE_TEXT[err.reason]} (${err.detail})`,
+                !head.uncertain && !addFailedUncertain,
+              );
+              metrics.drainsPaused.inc({ backend: b, reason: err.reason });
+              return {
+                outcome: 'paused',
+                retryInMs: err.waitMs,
+                reason: err.reason,
+                written,
+                dead,
+              };
+            }
             const e = toError(err);
             if (err instanceof BackendError && err.kind === 'permanent') {
               if (batch.length > 1) {

@@ -5,10 +5,11 @@ import { createLedger } from '@memfleet/db/ledger';
 import { toError } from '@memfleet/errors/to-error';
 import { createDrainQueue } from '@memfleet/jobs/thread-drain';
 import type { Logger } from '@memfleet/logger/create-logger';
-import { createPostgresBackend } from '@memfleet/memory/postgres-backend';
+import { createBackendGate } from '@memfleet/memory/backend-gate';
+import { createMemoryBackend } from '@memfleet/memory/create-backend';
 import { createRegistry } from '@memfleet/metrics/create-registry';
 import { startMetricsServer } from '@memfleet/metrics/metrics-server';
-import { createWorkerMetrics } from '@memfleet/metrics/worker-metrics';
+import { createWorkerMetrics, registerGateMetrics } from '@memfleet/metrics/worker-metrics';
 import { createOutbox } from '@memfleet/outbox/outbox';
 import { createDrainWorker } from './create-drain-worker.ts';
 import { createThreadDrainer } from './drain-thread.ts';
@@ -55,11 +56,37 @@ export async function startWorker(config: Config, logger: Logger): Promise<Worke
   });
   queue.on('error', (err) => logger.warn('queue error', { err }));
 
+  const backend = createMemoryBackend(config, { pool, timeoutMs: w.backendTimeoutMs });
+  const gate = createBackendGate(redis, {
+    prefix: config.redisKeyPrefix,
+    backend: backend.name,
+    settings: {
+      failureThreshold: w.breakerFailures,
+      windowMs: w.breakerWindowMs,
+      cooldownMs: w.breakerCooldownMs,
+      authRetryMs: w.authRetryMs,
+      rateLimitDefaultMs: w.rateLimitDefaultMs,
+      probeTtlMs: w.backendTimeoutMs + 1000,
+    },
+  });
+  registerGateMetrics(registry, backend.name, async () => {
+    const s = await gate.state();
+    return {
+      breaker: s.breaker,
+      authFailing: s.reason === 'auth',
+      rateLimitedForMs: s.rateLimitedForMs,
+    };
+  });
+
   let stopping = false;
   const drainThread = createThreadDrainer({
     outbox,
     ledger: createLedger(pool),
-    backend: createPostgresBackend(pool),
+    backend,
+    gate,
+    async onGateClosed() {
+      if ((await gate.state()).rateLimitedForMs === 0) await queue.removeRateLimitKey();
+    },
     metrics,
     logger,
     isStopping: () => stopping,

@@ -44,9 +44,35 @@ describe('loadConfig', () => {
   });
 
   it('rejects a backend this release does not ship', () => {
-    expect(issuesOf({ ...base, MEMORY_BACKEND: 'zep' })).to.deep.equal([
-      'MEMORY_BACKEND: supported backends in this release: postgres',
+    expect(issuesOf({ ...base, MEMORY_BACKEND: 'mem0' })).to.deep.equal([
+      'MEMORY_BACKEND: supported backends in this release: postgres, zep',
     ]);
+  });
+
+  it('requires ZEP_API_KEY for the zep backend and defaults to Zep Cloud', () => {
+    expect(issuesOf({ ...base, MEMORY_BACKEND: 'zep' })).to.deep.equal([
+      'ZEP_API_KEY: required when MEMORY_BACKEND=zep',
+    ]);
+    const c = loadConfig({ ...base, MEMORY_BACKEND: 'zep', ZEP_API_KEY: 'z_1' });
+    expect(c.zep).to.deep.equal({
+      apiKey: 'z_1',
+      apiUrl: 'https://api.getzep.com/api/v2',
+      batchSize: 30,
+      messageMaxChars: 2500,
+    });
+    expect(loadConfig(base).zep).to.equal(undefined);
+  });
+
+  it('rejects a Zep batch over the API limit of 30 and a non-http Zep URL', () => {
+    const issues = issuesOf({
+      ...base,
+      MEMORY_BACKEND: 'zep',
+      ZEP_API_KEY: 'z_1',
+      ZEP_BATCH_SIZE: '31',
+      ZEP_API_URL: 'ftp://zep.example/api/v2',
+    });
+    expect(issues.some((i) => i.startsWith('ZEP_BATCH_SIZE'))).to.equal(true);
+    expect(issues.some((i) => i.startsWith('ZEP_API_URL'))).to.equal(true);
   });
 
   it('rejects an unknown backend and a non-numeric budget by name', () => {

@@ -10,10 +10,13 @@ export interface ApiKeyEntry {
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
-// zep and mem0 adapters are not part of this release; naming them is a clear start-up error.
-const backendSchema = z.enum(['postgres'], {
-  error: 'supported backends in this release: postgres',
+// The mem0 adapter is not part of this release; naming it is a clear start-up error.
+const backendSchema = z.enum(['postgres', 'zep'], {
+  error: 'supported backends in this release: postgres, zep',
 });
+
+/** Zep Cloud's v3 API base (the SDK's default environment). */
+export const ZEP_CLOUD_URL = 'https://api.getzep.com/api/v2';
 const modeSchema = z.enum(['off', 'write_only', 'read_write']);
 
 const schema = z.object({
@@ -54,6 +57,15 @@ const schema = z.object({
   WORKER_SWEEP_INTERVAL_MS: int(100, 600_000).default(5000),
   WORKER_BACKEND_TIMEOUT_MS: int(100, 600_000).default(10_000),
   WORKER_SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(25_000),
+  WORKER_BREAKER_FAILURES: int(1, 10_000).default(5),
+  WORKER_BREAKER_WINDOW_MS: int(100, 3_600_000).default(10_000),
+  WORKER_BREAKER_COOLDOWN_MS: int(100, 3_600_000).default(5000),
+  WORKER_AUTH_RETRY_MS: int(100, 3_600_000).default(30_000),
+  WORKER_RATE_LIMIT_DEFAULT_MS: int(100, 3_600_000).default(5000),
+  ZEP_API_KEY: z.string().min(1).optional(),
+  ZEP_API_URL: z.url({ protocol: /^https?$/ }).default(ZEP_CLOUD_URL),
+  ZEP_BATCH_SIZE: int(1, 30).default(30),
+  ZEP_MESSAGE_MAX_CHARS: int(1, 1_000_000).default(2500),
 });
 
 /** The memory backends memfleet writes to. */
@@ -89,7 +101,18 @@ export interface Config {
     sweepIntervalMs: number;
     backendTimeoutMs: number;
     shutdownTimeoutMs: number;
+    /** Transient backend failures (fleet-wide, within `breakerWindowMs`) that open the breaker. */
+    breakerFailures: number;
+    breakerWindowMs: number;
+    /** How long the breaker stays open before one probe is let through. */
+    breakerCooldownMs: number;
+    /** How long writes hold after the backend rejected the credentials, before a probe. */
+    authRetryMs: number;
+    /** Pause after a 429 that carries no usable Retry-After. */
+    rateLimitDefaultMs: number;
   };
+  /** Set when `MEMORY_BACKEND=zep`. */
+  zep?: { apiKey: string; apiUrl: string; batchSize: number; messageMaxChars: number };
 }
 
 /** Thrown by {@link loadConfig}; `issues` has one line per bad variable, each naming it. */
@@ -174,6 +197,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (e.WORKER_BACKOFF_MAX_MS < e.WORKER_BACKOFF_BASE_MS) {
     issues.push('WORKER_BACKOFF_MAX_MS: must be at least WORKER_BACKOFF_BASE_MS');
   }
+  if (e.MEMORY_BACKEND === 'zep' && e.ZEP_API_KEY === undefined) {
+    issues.push('ZEP_API_KEY: required when MEMORY_BACKEND=zep');
+  }
   const memoryMode = resolveMode(
     e.MEMORY_MODE,
     truthy(e.FLAG_ZEP_WRITE),
@@ -213,7 +239,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       sweepIntervalMs: e.WORKER_SWEEP_INTERVAL_MS,
       backendTimeoutMs: e.WORKER_BACKEND_TIMEOUT_MS,
       shutdownTimeoutMs: e.WORKER_SHUTDOWN_TIMEOUT_MS,
+      breakerFailures: e.WORKER_BREAKER_FAILURES,
+      breakerWindowMs: e.WORKER_BREAKER_WINDOW_MS,
+      breakerCooldownMs: e.WORKER_BREAKER_COOLDOWN_MS,
+      authRetryMs: e.WORKER_AUTH_RETRY_MS,
+      rateLimitDefaultMs: e.WORKER_RATE_LIMIT_DEFAULT_MS,
     },
+    ...(e.MEMORY_BACKEND === 'zep' && e.ZEP_API_KEY !== undefined
+      ? {
+          zep: {
+            apiKey: e.ZEP_API_KEY,
+            apiUrl: e.ZEP_API_URL,
+            batchSize: e.ZEP_BATCH_SIZE,
+            messageMaxChars: e.ZEP_MESSAGE_MAX_CHARS,
+          },
+        }
+      : {}),
   };
 }
 

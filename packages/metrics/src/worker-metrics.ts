@@ -1,4 +1,4 @@
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 /** Metrics of the worker fleet. */
 export interface WorkerMetrics {
@@ -16,6 +16,70 @@ export interface WorkerMetrics {
   duplicatesSkipped: Counter<'backend' | 'source'>;
   /** Time from API accept to written. */
   enqueueToWritten: Histogram<'backend'>;
+  /** 429 answers from the backend (each pauses the fleet; not a failure). */
+  rateLimited: Counter<'backend'>;
+  /** Calls the backend refused for bad credentials (each holds every write). */
+  authRejected: Counter<'backend'>;
+  /** Breaker transitions by the state entered (`open`, `closed`) as seen by this worker. */
+  breakerTransitions: Counter<'backend' | 'to'>;
+  /** Drains handed back to wait for the backend, by reason (`rate_limited`, `breaker_open`, `auth`). */
+  drainsPaused: Counter<'backend' | 'reason'>;
+}
+
+/** The fleet-wide gate of a backend, as {@link registerGateMetrics} reads it at scrape time. */
+export interface GateSnapshot {
+  /** 0 closed, 1 half-open, 2 open. */
+  breaker: number;
+  authFailing: boolean;
+  rateLimitedForMs: number;
+}
+
+/**
+ * Gauges of the fleet-wide backend gate, read from Redis at every scrape so that each worker
+ * reports the state the whole fleet shares.
+ */
+export function registerGateMetrics(
+  registry: Registry,
+  backend: string,
+  read: () => Promise<GateSnapshot>,
+): void {
+  let last: Promise<GateSnapshot> | undefined;
+  // One read serves the three gauges of a scrape.
+  const snapshot = (): Promise<GateSnapshot> => {
+    last ??= read().finally(() => {
+      setImmediate(() => {
+        last = undefined;
+      });
+    });
+    return last;
+  };
+  new Gauge({
+    name: 'memfleet_breaker_state',
+    help: 'Circuit breaker of the backend, fleet-wide: 0 closed, 1 half-open, 2 open.',
+    labelNames: ['backend'],
+    registers: [registry],
+    async collect() {
+      this.set({ backend }, (await snapshot()).breaker);
+    },
+  });
+  new Gauge({
+    name: 'memfleet_backend_auth_failing',
+    help: '1 while the backend rejects the credentials and writes are held.',
+    labelNames: ['backend'],
+    registers: [registry],
+    async collect() {
+      this.set({ backend }, (await snapshot()).authFailing ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'memfleet_backend_rate_limited_seconds',
+    help: 'Remaining fleet-wide pause after a 429 from the backend.',
+    labelNames: ['backend'],
+    registers: [registry],
+    async collect() {
+      this.set({ backend }, (await snapshot()).rateLimitedForMs / 1000);
+    },
+  });
 }
 
 /** Registers the worker's metrics on `registry`. */
@@ -64,6 +128,30 @@ export function createWorkerMetrics(registry: Registry): WorkerMetrics {
       help: 'Time from API accept to written in the backend.',
       labelNames: ['backend'],
       buckets: [0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: [registry],
+    }),
+    rateLimited: new Counter({
+      name: 'memfleet_backend_rate_limited_total',
+      help: '429 answers from the backend; each pauses the whole fleet for its Retry-After.',
+      labelNames: ['backend'],
+      registers: [registry],
+    }),
+    authRejected: new Counter({
+      name: 'memfleet_backend_auth_rejected_total',
+      help: 'Backend calls refused for bad credentials (401/403); writes are held meanwhile.',
+      labelNames: ['backend'],
+      registers: [registry],
+    }),
+    breakerTransitions: new Counter({
+      name: 'memfleet_breaker_transitions_total',
+      help: 'Circuit breaker transitions made by this worker, by the state entered.',
+      labelNames: ['backend', 'to'],
+      registers: [registry],
+    }),
+    drainsPaused: new Counter({
+      name: 'memfleet_drains_paused_total',
+      help: 'Drains handed back to wait for the backend, by reason.',
+      labelNames: ['backend', 'reason'],
       registers: [registry],
     }),
   };

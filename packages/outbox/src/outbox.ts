@@ -91,6 +91,19 @@ export interface Outbox {
   /** Marks a write of these head messages as started: counts an attempt, sets `uncertain`. */
   beginWrite(tenant: string, threadId: string, clientMessageIds: readonly string[]): Promise<void>;
   /**
+   * Takes back the attempt `beginWrite` counted, when the backend (not the messages) stopped the
+   * write: rate limited, breaker open, credentials rejected. `reason` shows in the messages'
+   * status while they wait. `settled` clears the uncertain mark: no write of this attempt can
+   * have landed and none was in doubt before.
+   */
+  holdWrite(
+    tenant: string,
+    threadId: string,
+    clientMessageIds: readonly string[],
+    reason: string,
+    settled: boolean,
+  ): Promise<void>;
+  /**
    * Removes these messages from the head of the outbox with their final status, if the lock is
    * still held and they are still the head. Returns the number of messages left in the outbox.
    */
@@ -154,6 +167,20 @@ return 0
 const BEGIN = redisScript(`
 redis.call('HSET', KEYS[1], 'inflight', 1)
 for i = 2, #KEYS do redis.call('HINCRBY', KEYS[i], 'attempts', 1) end
+return 1
+`);
+
+// KEYS: thread hash, message hashes... ARGV: reason, settled (0/1).
+const HOLD = redisScript(`
+if ARGV[2] == '1' then redis.call('HDEL', KEYS[1], 'inflight') end
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    if (tonumber(redis.call('HGET', KEYS[i], 'attempts')) or 0) > 0 then
+      redis.call('HINCRBY', KEYS[i], 'attempts', -1)
+    end
+    redis.call('HSET', KEYS[i], 'error', ARGV[1])
+  end
+end
 return 1
 `);
 
@@ -291,6 +318,14 @@ export function createOutbox(redis: ScriptClient, options: OutboxOptions = {}): 
         redis,
         [keys.thread(tenant, threadId), ...clientMessageIds.map((id) => keys.message(tenant, id))],
         [],
+      );
+    },
+
+    async holdWrite(tenant, threadId, clientMessageIds, reason, settled) {
+      await HOLD.run(
+        redis,
+        [keys.thread(tenant, threadId), ...clientMessageIds.map((id) => keys.message(tenant, id))],
+        [reason, settled ? 1 : 0],
       );
     },
 
