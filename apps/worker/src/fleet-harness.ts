@@ -1,0 +1,178 @@
+import { expect } from 'chai';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { migrate } from '@memfleet/db/migrate';
+import { startAppProcess, type AppProcess } from '@memfleet/testing/app-process';
+import { createTestDatabase, testRedisUrl, uniquePrefix } from '@memfleet/testing/fixtures';
+import { httpRequestJson } from '@memfleet/testing/http-request';
+
+/** Test support: a whole fleet (API and worker processes) on a fresh database and prefix. */
+
+export const KEY = 'acme-key-0123456789abcdef';
+const ADMIN = 'admin-key-0123456789abcdef';
+const WORKER_MAIN = 'apps/worker/src/main.ts';
+const API_MAIN = 'apps/api/src/main.ts';
+
+/** Polls `check` every 50 ms until it holds, failing after `timeoutMs`. */
+export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/**
+ * An API process and worker processes on a fresh database and key prefix, as the start command runs
+ * them. The test process holds one Redis and one Postgres connection, opened before the tests.
+ */
+export class Fleet {
+  api!: AppProcess;
+  apiUrl = '';
+  workers: AppProcess[] = [];
+  pg!: pg.Client;
+  redis!: Redis;
+  db!: { url: string; drop(): Promise<void> };
+  prefix = uniquePrefix();
+  env: Record<string, string> = {};
+
+  async start(workerEnv: Record<string, string>, workers: number): Promise<void> {
+    this.db = await createTestDatabase();
+    await migrate(this.db.url);
+    this.env = {
+      REDIS_URL: await testRedisUrl(),
+      REDIS_KEY_PREFIX: this.prefix,
+      DATABASE_URL: this.db.url,
+      MEMFLEET_API_KEYS: `acme:${KEY}`,
+      MEMFLEET_ADMIN_KEY: ADMIN,
+      API_PORT: '0',
+      WORKER_METRICS_PORT: '0',
+      ...workerEnv,
+    };
+    this.api = startAppProcess(API_MAIN, { name: 'api', env: this.env });
+    const listening = await this.api.waitForLine(/"message":"api listening"/, 30_000);
+    this.apiUrl = (JSON.parse(listening) as { url: string }).url;
+    this.pg = new pg.Client({ connectionString: this.db.url });
+    await this.pg.connect();
+    this.redis = new Redis(this.env.REDIS_URL ?? '');
+    for (let i = 0; i < workers; i++) await this.addWorker(`worker-${i}`);
+  }
+
+  async addWorker(name: string, env: Record<string, string> = {}): Promise<AppProcess> {
+    const proc = startAppProcess(WORKER_MAIN, { name, env: { ...this.env, ...env } });
+    this.workers.push(proc);
+    await proc.waitForLine(/"message":"worker ready"/, 30_000);
+    return proc;
+  }
+
+  metricsPort(proc: AppProcess): number {
+    const line = proc.lines().find((l) => l.includes('"message":"worker ready"')) ?? '{}';
+    return (JSON.parse(line) as { metricsPort: number }).metricsPort;
+  }
+
+  async post(threadId: string, messages: object[]): Promise<{ status: number; body: unknown }> {
+    const res = await httpRequestJson(`${this.apiUrl}/v1/threads/${threadId}/messages`, {
+      headers: { authorization: `Bearer ${KEY}` },
+      body: { user_id: `user-of-${threadId}`, messages },
+    });
+    return { status: res.status, body: res.json };
+  }
+
+  async status(clientMessageId: string): Promise<string | undefined> {
+    return (await this.statusOf(clientMessageId)).status;
+  }
+
+  /** The API's `GET /v1/messages/{id}` answer. */
+  async statusOf(
+    clientMessageId: string,
+  ): Promise<{ status?: string; error?: string; attempts?: number }> {
+    const res = await httpRequestJson(`${this.apiUrl}/v1/messages/${clientMessageId}`, {
+      headers: { authorization: `Bearer ${KEY}` },
+    });
+    return res.json as { status?: string; error?: string; attempts?: number };
+  }
+
+  /** The Prometheus text of a worker. */
+  async metricsText(proc: AppProcess): Promise<string> {
+    return (await httpRequestJson(`http://127.0.0.1:${this.metricsPort(proc)}/metrics`)).text;
+  }
+
+  async ledgerCount(status: string, threadPrefix = ''): Promise<number> {
+    const res = await this.pg.query<{ n: string }>(
+      'SELECT count(*) AS n FROM ledger WHERE status = $1 AND thread_id LIKE $2',
+      [status, `${threadPrefix}%`],
+    );
+    return Number(res.rows[0]?.n ?? 0);
+  }
+
+  /** Holds every insert into the store until the returned function is called. */
+  async blockStore(): Promise<() => Promise<void>> {
+    const blocker = new pg.Client({ connectionString: this.db.url });
+    await blocker.connect();
+    await blocker.query('BEGIN');
+    await blocker.query('LOCK TABLE memory_messages IN SHARE ROW EXCLUSIVE MODE');
+    return async () => {
+      await blocker.query('COMMIT');
+      await blocker.end();
+    };
+  }
+
+  async waitBlockedInsert(applicationName: string): Promise<void> {
+    await waitFor(
+      `${applicationName} blocked inside an insert`,
+      async () => {
+        const res = await this.pg.query(
+          `SELECT 1 FROM pg_stat_activity WHERE application_name = $1
+           AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO memory_messages%'`,
+          [applicationName],
+        );
+        return res.rowCount !== null && res.rowCount > 0;
+      },
+      30_000,
+    );
+  }
+
+  /** Posts `perThread` messages to each of `threads` threads named `<name>-<t>`; returns the ids. */
+  async postThreads(name: string, threads: number, perThread: number) {
+    const expected = new Map<string, string[]>();
+    for (let t = 0; t < threads; t++) {
+      const ids = Array.from({ length: perThread }, (_, n) => `${name}-${t}-${n}`);
+      const res = await this.post(
+        `${name}-${t}`,
+        ids.map((id) => ({ client_message_id: id, role: 'user', content: id })),
+      );
+      expect(res.status).to.equal(202);
+      expected.set(`${name}-${t}`, ids);
+    }
+    return expected;
+  }
+
+  async expectStoredInOrder(expected: Map<string, string[]>): Promise<void> {
+    const stored = await this.storedByThread();
+    for (const [threadId, ids] of expected) {
+      expect(stored.get(threadId), threadId).to.deep.equal(ids);
+    }
+  }
+
+  async storedByThread(): Promise<Map<string, string[]>> {
+    const res = await this.pg.query<{ thread_id: string; client_message_id: string }>(
+      'SELECT thread_id, client_message_id FROM memory_messages ORDER BY id',
+    );
+    const byThread = new Map<string, string[]>();
+    for (const r of res.rows) {
+      byThread.set(r.thread_id, [...(byThread.get(r.thread_id) ?? []), r.client_message_id]);
+    }
+    return byThread;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.stop(15_000)));
+    await this.api.stop(15_000);
+    const keys = await this.redis.keys(`${this.prefix}*`);
+    if (keys.length > 0) await this.redis.del(...keys);
+    await this.redis.quit();
+    await this.pg.end();
+    await this.db.drop();
+  }
+}
