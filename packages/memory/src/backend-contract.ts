@@ -105,7 +105,13 @@ export function describeBackendContract(
         msg('a', 'I like tea'),
         { ...msg('b', 'Noted'), role: 'assistant' },
       ]);
-      const context = await backend.getContext(t1);
+      // Backends that build context asynchronously (Zep) get a few seconds to catch up.
+      const deadline = Date.now() + 5000;
+      let context = await backend.getContext(t1);
+      while (!context.context.includes('I like tea') && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        context = await backend.getContext(t1);
+      }
       expect(context.context).to.include('I like tea');
       expect(context.messages.map((m) => m.clientMessageId)).to.deep.equal(['a', 'b']);
     });
