@@ -142,14 +142,19 @@ export function createThreadDrainer(deps: DrainDeps) {
     await deps.onGateClosed?.();
   }
 
-  function ledgerEntries(thread: ThreadRef, batch: readonly PendingMessage[]): LedgerEntry[] {
+  /** `begun`: this run counted an attempt on the batch (`beginWrite`) after reading its head. */
+  function ledgerEntries(
+    thread: ThreadRef,
+    batch: readonly PendingMessage[],
+    begun: boolean,
+  ): LedgerEntry[] {
     return batch.map((p) => ({
       tenant: thread.tenant,
       clientMessageId: p.clientMessageId,
       threadId: thread.threadId,
       userId: thread.userId,
       seq: p.seq,
-      attempts: p.attempts,
+      attempts: p.attempts + (begun ? 1 : 0),
       acceptedAt: p.acceptedAt,
     }));
   }
@@ -187,7 +192,7 @@ export function createThreadDrainer(deps: DrainDeps) {
       reason: string,
       metricReason: string,
     ): Promise<void> => {
-      await ledger.recordDead(ledgerEntries(thread, batch), b, reason);
+      await ledger.recordDead(ledgerEntries(thread, batch, metricReason !== 'corrupt'), b, reason);
       await outbox.commit(
         tenant,
         threadId,
@@ -329,7 +334,7 @@ export function createThreadDrainer(deps: DrainDeps) {
           }
         }
 
-        const entries = ledgerEntries(thread, batch);
+        const entries = ledgerEntries(thread, batch, inLedger.size < ids.length);
         await ledger.recordWritten(entries, b);
         await outbox.commit(tenant, threadId, token, ids, { status: 'written' }, now());
         written += batch.length;

@@ -15,6 +15,9 @@ async function shutdown(signal: string): Promise<void> {
   try {
     await worker.close();
     logger.info('worker stopped');
+    // Every connection is closed; exiting now also drops a timer the Zep SDK can leave armed
+    // after a failed fetch (up to its request timeout), which would hold the process open.
+    setImmediate(() => process.exit());
   } catch (err: unknown) {
     logger.error('shutdown failed', { err: toError(err) });
     process.exitCode = 1;

@@ -1037,6 +1037,9 @@ export async function startZepEmulator(options: ZepEmulatorOptions = {}): Promis
     });
   });
   server.on('connection', (socket) => {
+    // Clients keep connections alive between requests (as they do with Zep); those idle server
+    // sockets belong to the emulator, not to the test that made the request, and close() ends them.
+    socket.unref();
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
   });

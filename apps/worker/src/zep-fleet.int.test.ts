@@ -1,0 +1,389 @@
+import { expect } from 'chai';
+import { startZepEmulator, type ZepEmulator } from '@memfleet/testing/zep-emulator';
+import { Fleet, waitFor } from './fleet-harness.ts';
+
+const ZEP_KEY = 'zep-fleet-key';
+
+/** A fleet writing to Zep, with fast timings so faults play out in seconds. */
+const zepEnv = (emu: ZepEmulator, extra: Record<string, string> = {}): Record<string, string> => ({
+  MEMORY_BACKEND: 'zep',
+  ZEP_API_URL: emu.url,
+  ZEP_API_KEY: ZEP_KEY,
+  WORKER_CONCURRENCY: '8',
+  WORKER_LOCK_DURATION_MS: '3000',
+  WORKER_STALLED_INTERVAL_MS: '1000',
+  WORKER_BACKEND_TIMEOUT_MS: '1000',
+  WORKER_BACKOFF_BASE_MS: '100',
+  WORKER_BACKOFF_MAX_MS: '1000',
+  WORKER_SWEEP_INTERVAL_MS: '1000',
+  WORKER_BREAKER_COOLDOWN_MS: '1000',
+  WORKER_AUTH_RETRY_MS: '1000',
+  ...extra,
+});
+
+const zepThread = (threadId: string) => `acme:${threadId}`;
+
+/** Client message ids of a thread as Zep holds them, in Zep's order. */
+function inZep(emu: ZepEmulator, threadId: string): unknown[] {
+  return emu.threadMessages(zepThread(threadId)).map((m) => m.metadata?.client_message_id);
+}
+
+async function writtenAll(fleet: Fleet, prefix: string, n: number, timeoutMs = 60_000) {
+  await waitFor(
+    `${n} messages of ${prefix} written`,
+    async () => (await fleet.ledgerCount('written', prefix)) === n,
+    timeoutMs,
+  );
+}
+
+/** Every message in Zep exactly once, in accept order; nothing dead. */
+async function expectExactlyOnce(
+  fleet: Fleet,
+  emu: ZepEmulator,
+  expected: Map<string, string[]>,
+): Promise<void> {
+  for (const [threadId, ids] of expected) {
+    expect(inZep(emu, threadId), threadId).to.deep.equal(ids);
+  }
+  expect(await fleet.ledgerCount('dead')).to.equal(0);
+}
+
+function sumMetric(texts: string[], re: RegExp): number {
+  let sum = 0;
+  for (const text of texts) {
+    for (const line of text.split('\n')) {
+      const m = re.exec(line);
+      if (m) sum += Number(m[1]);
+    }
+  }
+  return sum;
+}
+
+async function fleetMetrics(fleet: Fleet): Promise<string[]> {
+  return Promise.all(fleet.workers.map((w) => fleet.metricsText(w)));
+}
+
+const addCall = /^\/threads\/[^/]+\/messages$/;
+
+describe('fleet on Zep: the real SDK against the Zep v3 emulator', function () {
+  this.timeout(300_000);
+
+  describe('load and single faults (2 workers)', () => {
+    const fleet = new Fleet();
+    let emu: ZepEmulator;
+    before(async () => {
+      // The emulator takes less content than the adapter's limit, as a free plan would.
+      emu = await startZepEmulator({ apiKeys: [ZEP_KEY], maxContentChars: 1000 });
+      await fleet.start(zepEnv(emu), 2);
+    });
+    afterEach(() => {
+      emu.clearFaults();
+      emu.setApiKeys([ZEP_KEY]);
+    });
+    after(async () => {
+      await fleet.stop();
+      await emu.close();
+    });
+
+    it('writes 50 threads x 40 messages: users and threads created, in order, at most 30 per call, client_message_id in metadata', async () => {
+      const expected = new Map<string, string[]>();
+      await Promise.all(
+        Array.from({ length: 50 }, async (_, t) => {
+          const threadId = `load-${t}`;
+          const ids: string[] = [];
+          for (let n = 0; n < 40; n += 4) {
+            const messages = Array.from({ length: 4 }, (_, k) => ({
+              client_message_id: `load-${t}-${n + k}`,
+              role: (n + k) % 2 === 0 ? 'user' : 'assistant',
+              content: `message ${n + k} of thread ${t}`,
+            }));
+            const res = await fleet.post(threadId, messages);
+            expect(res.status).to.equal(202);
+            ids.push(...messages.map((m) => m.client_message_id));
+          }
+          expected.set(threadId, ids);
+        }),
+      );
+      await writtenAll(fleet, 'load-', 2000, 120_000);
+      await expectExactlyOnce(fleet, emu, expected);
+
+      for (let t = 0; t < 50; t++) {
+        expect(emu.threadOwner(zepThread(`load-${t}`))).to.equal(`acme:user-of-load-${t}`);
+      }
+      expect(emu.userIds().filter((u) => u.startsWith('acme:user-of-load-'))).to.have.length(50);
+      const calls = emu.requests.filter((r) => r.method === 'POST' && addCall.test(r.path));
+      // The emulator answers 400 to more than 30 messages; every call was accepted.
+      expect(calls.every((r) => r.status === 200)).to.equal(true);
+      expect(calls.length).to.be.at.least(Math.ceil(2000 / 30));
+      expect(calls.length, 'calls carried batches').to.be.below(2000);
+      const texts = await fleetMetrics(fleet);
+      expect(sumMetric(texts, /^memfleet_batch_size_messages_sum\{[^}]*\} (\d+)/)).to.equal(2000);
+    });
+
+    it('500 before commit: retried, stored once', async () => {
+      emu.inject({ kind: 'status', status: 500, match: { method: 'POST', path: addCall } });
+      const expected = await fleet.postThreads('e500b', 3, 10);
+      await writtenAll(fleet, 'e500b-', 30);
+      await expectExactlyOnce(fleet, emu, expected);
+      expect(emu.requests.some((r) => r.status === 500)).to.equal(true);
+    });
+
+    it('500 after commit: reconciled from the thread, not sent again', async () => {
+      const before = sumMetric(
+        await fleetMetrics(fleet),
+        /^memfleet_duplicates_skipped_total\{[^}]*source="backend"[^}]*\} (\d+)/,
+      );
+      emu.inject({
+        kind: 'status',
+        status: 500,
+        commit: 'after',
+        match: { method: 'POST', path: addCall },
+      });
+      const expected = await fleet.postThreads('e500a', 3, 10);
+      await writtenAll(fleet, 'e500a-', 30);
+      await expectExactlyOnce(fleet, emu, expected);
+      const after = sumMetric(
+        await fleetMetrics(fleet),
+        /^memfleet_duplicates_skipped_total\{[^}]*source="backend"[^}]*\} (\d+)/,
+      );
+      expect(after - before, 'messages found in Zep on reconcile').to.be.above(0);
+    });
+
+    it('an answer slower than the timeout (the write landed): reconciled, stored once', async () => {
+      emu.inject({ kind: 'delay', ms: 2500, match: { method: 'POST', path: addCall } });
+      const expected = await fleet.postThreads('slow', 3, 10);
+      await writtenAll(fleet, 'slow-', 30);
+      await expectExactlyOnce(fleet, emu, expected);
+    });
+
+    it('a dropped connection, before and after the write landed: stored once', async () => {
+      emu.inject({ kind: 'drop', match: { method: 'POST', path: addCall } });
+      emu.inject({ kind: 'drop', commit: 'after', match: { method: 'POST', path: addCall } });
+      const expected = await fleet.postThreads('drop', 3, 10);
+      await writtenAll(fleet, 'drop-', 30);
+      await expectExactlyOnce(fleet, emu, expected);
+      expect(emu.requests.filter((r) => r.fault === 'drop')).to.have.length(2);
+    });
+
+    it('429 with Retry-After: 2 three times in a row: the whole fleet waits each one out, no attempt used', async () => {
+      const limited = () => emu.requests.filter((r) => r.fault === 'rate_limit');
+      emu.inject({ kind: 'rate_limit', retryAfterS: 2 });
+      const expected = await fleet.postThreads('rl', 4, 10);
+      // Each next 429 is armed while the fleet waits out the previous one.
+      for (let n = 1; n <= 3; n++) {
+        await waitFor(`429 number ${n}`, () => Promise.resolve(limited().length >= n), 30_000);
+        if (n < 3) emu.inject({ kind: 'rate_limit', retryAfterS: 2 });
+      }
+      await writtenAll(fleet, 'rl-', 40);
+      await expectExactlyOnce(fleet, emu, expected);
+
+      const answers = limited().map((r) => r.answeredAt ?? 0);
+      expect(answers).to.have.length(3);
+      for (const t of answers) {
+        // Calls already on the wire when the 429 was answered may still arrive just after it.
+        const inside = emu.requests.filter(
+          (r) => r.arrivedAt > t + 250 && r.arrivedAt < t + 2000 - 50,
+        );
+        expect(inside, `requests inside the Retry-After window of ${t}`).to.deep.equal([]);
+      }
+      const firstWrite = emu.requests.find(
+        (r) => r.status === 200 && addCall.test(r.path) && r.arrivedAt > (answers[0] ?? 0),
+      );
+      expect((firstWrite?.arrivedAt ?? 0) - (answers[0] ?? 0)).to.be.at.least(6000 - 300);
+
+      const texts = await fleetMetrics(fleet);
+      expect(
+        sumMetric(texts, /^memfleet_backend_rate_limited_total\{[^}]*\} (\d+)/),
+      ).to.be.at.least(3);
+      expect(
+        sumMetric(texts, /^memfleet_breaker_transitions_total\{[^}]*to="open"[^}]*\} (\d+)/),
+      ).to.equal(0);
+      for (const ids of expected.values()) {
+        for (const id of ids) {
+          expect((await fleet.statusOf(id)).attempts, id).to.equal(1);
+        }
+      }
+    });
+
+    it('401 for a while, then OK: writes held with the reason shown, none lost, resumed', async () => {
+      emu.setApiKeys(['a-rotated-key']);
+      const expected = await fleet.postThreads('auth', 3, 5);
+      const first = expected.get('auth-0')?.[0] ?? '';
+      await waitFor(
+        'the hold to show in the status',
+        async () => /credentials/.test((await fleet.statusOf(first)).error ?? ''),
+        30_000,
+      );
+      expect((await fleet.statusOf(first)).status).to.equal('queued');
+      await waitFor(
+        'the auth alert metric',
+        async () =>
+          sumMetric(await fleetMetrics(fleet), /^memfleet_backend_auth_failing\{[^}]*\} (\d+)/) > 0,
+        30_000,
+      );
+      const heldSince = Date.now();
+      // Probes keep failing for a few seconds; writes stay held and nothing is dead-lettered.
+      await waitFor(
+        'two failed probes',
+        () =>
+          Promise.resolve(
+            emu.requests.filter((r) => r.status === 401 && r.arrivedAt > heldSince).length >= 2,
+          ),
+        30_000,
+      );
+      expect(await fleet.ledgerCount('written', 'auth-')).to.equal(0);
+      expect(await fleet.ledgerCount('dead', 'auth-')).to.equal(0);
+      emu.setApiKeys([ZEP_KEY]);
+      await writtenAll(fleet, 'auth-', 15);
+      await expectExactlyOnce(fleet, emu, expected);
+      expect((await fleet.statusOf(first)).error).to.equal(undefined);
+      const texts = await fleetMetrics(fleet);
+      expect(sumMetric(texts, /^memfleet_backend_auth_failing\{[^}]*\} (\d+)/)).to.equal(0);
+      expect(sumMetric(texts, /^memfleet_backend_auth_rejected_total\{[^}]*\} (\d+)/)).to.be.above(
+        0,
+      );
+    });
+
+    it('a poison message goes dead with Zep’s reason; its thread continues in order behind it', async () => {
+      const ids = ['poison-0', 'poison-1', 'poison-2', 'poison-3', 'poison-4'];
+      const res = await fleet.post(
+        'poison',
+        ids.map((id) => ({
+          client_message_id: id,
+          role: 'user',
+          content: id === 'poison-2' ? 'x'.repeat(1500) : `fine ${id}`,
+        })),
+      );
+      expect(res.status).to.equal(202);
+      const other = await fleet.postThreads('healthy', 2, 5);
+      await waitFor(
+        'the poison message dead',
+        async () => (await fleet.status('poison-2')) === 'dead',
+        30_000,
+      );
+      await writtenAll(fleet, 'poison', 4);
+      await writtenAll(fleet, 'healthy-', 10);
+      expect(inZep(emu, 'poison')).to.deep.equal(['poison-0', 'poison-1', 'poison-3', 'poison-4']);
+      for (const [threadId, want] of other) expect(inZep(emu, threadId)).to.deep.equal(want);
+      const status = await fleet.statusOf('poison-2');
+      expect(status.status).to.equal('dead');
+      expect(status.error).to.match(/answered 400: message content exceeds 1000 characters/);
+    });
+  });
+
+  describe('a 60-second outage under steady load', () => {
+    const fleet = new Fleet();
+    let emu: ZepEmulator;
+    before(async () => {
+      emu = await startZepEmulator({ apiKeys: [ZEP_KEY] });
+      // Few attempts: without the breaker, a minute of 503s would dead-letter messages.
+      await fleet.start(
+        zepEnv(emu, {
+          WORKER_MAX_ATTEMPTS: '4',
+          WORKER_BREAKER_FAILURES: '3',
+          WORKER_BREAKER_COOLDOWN_MS: '2000',
+        }),
+        2,
+      );
+    });
+    after(async () => {
+      await fleet.stop();
+      await emu.close();
+    });
+
+    it('holds every message while Zep answers 503, dead-letters none, and drains all after', async () => {
+      const expected = new Map<string, string[]>();
+      let posting = true;
+      let sent = 0;
+      const load = (async () => {
+        while (posting) {
+          const t = sent % 10;
+          const id = `outage-${t}-${Math.floor(sent / 10)}`;
+          const res = await fleet.post(`outage-${t}`, [
+            { client_message_id: id, role: 'user', content: `steady ${sent}` },
+          ]);
+          expect(res.status).to.equal(202);
+          expected.set(`outage-${t}`, [...(expected.get(`outage-${t}`) ?? []), id]);
+          sent++;
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      })();
+      try {
+        await waitFor('steady writes', () => Promise.resolve(sent >= 20), 30_000);
+        const outageStart = Date.now();
+        emu.inject({ kind: 'status', status: 503, times: Infinity });
+        await waitFor(
+          'the outage to last 60 s',
+          () => Promise.resolve(Date.now() - outageStart >= 60_000),
+          70_000,
+        );
+        emu.clearFaults();
+        const outageEnd = Date.now();
+        const during = emu.requests.filter(
+          (r) => r.arrivedAt >= outageStart && r.arrivedAt < outageEnd,
+        );
+        // The open breaker lets one probe through per cooldown (2 s), not a retry per message.
+        expect(during.length, 'requests during the outage').to.be.below(80);
+        expect(during.length).to.be.above(0);
+        expect(await fleet.ledgerCount('dead')).to.equal(0);
+        const texts = await fleetMetrics(fleet);
+        expect(
+          sumMetric(texts, /^memfleet_breaker_transitions_total\{[^}]*to="open"[^}]*\} (\d+)/),
+        ).to.be.above(0);
+        const sentAtRecovery = sent;
+        await waitFor(
+          'steady writes after the outage',
+          () => Promise.resolve(sent >= sentAtRecovery + 30),
+          30_000,
+        );
+      } finally {
+        posting = false;
+        await load;
+      }
+      await writtenAll(fleet, 'outage-', sent, 120_000);
+      await expectExactlyOnce(fleet, emu, expected);
+      const texts = await fleetMetrics(fleet);
+      expect(sumMetric(texts, /^memfleet_breaker_state\{[^}]*\} (\d+)/)).to.equal(0);
+    });
+  });
+
+  describe('kill -9 after Zep acknowledged a batch', () => {
+    const fleet = new Fleet();
+    let emu: ZepEmulator;
+    before(async () => {
+      emu = await startZepEmulator({ apiKeys: [ZEP_KEY] });
+      await fleet.start(zepEnv(emu), 0);
+    });
+    after(async () => {
+      await fleet.stop();
+      await emu.close();
+    });
+
+    it('does not write the batch again', async () => {
+      const victim = await fleet.addWorker('victim', zepEnv(emu));
+      let killed = false;
+      emu.inject({
+        kind: 'hook',
+        match: { method: 'POST', path: addCall },
+        run: async () => {
+          // Zep has stored the batch; the worker dies before it hears so or completes the job.
+          await victim.kill9();
+          await victim.waitForExit(10_000);
+          killed = true;
+        },
+      });
+      const expected = await fleet.postThreads('kill', 1, 10);
+      await waitFor('the kill', () => Promise.resolve(killed), 30_000);
+      expect(inZep(emu, 'kill-0').length).to.be.above(0);
+      const survivor = await fleet.addWorker('survivor', zepEnv(emu));
+      await writtenAll(fleet, 'kill-', 10);
+      await expectExactlyOnce(fleet, emu, expected);
+      const skipped = sumMetric(
+        [await fleet.metricsText(survivor)],
+        /^memfleet_duplicates_skipped_total\{[^}]*source="backend"[^}]*\} (\d+)/,
+      );
+      await survivor.stop(15_000);
+      expect(skipped, 'messages the survivor found already in Zep').to.be.above(0);
+    });
+  });
+});
