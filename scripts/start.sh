@@ -6,7 +6,8 @@
 #
 # Settings (environment): API_PORT (3000), WORKER_PROCESSES (2), MEMFLEET_REDIS_PORT (6379),
 # MEMFLEET_PG_PORT (5432), REDIS_URL, DATABASE_URL, MEMFLEET_API_KEYS, MEMFLEET_ADMIN_KEY, and
-# every app setting documented in the README.
+# every app setting documented in the README. MEMFLEET_ZEP_EMULATOR=1 also runs the Zep v3
+# emulator (port MEMFLEET_ZEP_EMULATOR_PORT, 8089; in memory) and points MEMORY_BACKEND=zep at it.
 #
 # Many functions below run only through traps or wait_until, which ShellCheck cannot see.
 # shellcheck disable=SC2317
@@ -20,6 +21,8 @@ API_PORT="${API_PORT:-3000}"
 WORKER_PROCESSES="${WORKER_PROCESSES:-2}"
 REDIS_PORT="${MEMFLEET_REDIS_PORT:-6379}"
 PG_PORT="${MEMFLEET_PG_PORT:-5432}"
+ZEP_EMULATOR="${MEMFLEET_ZEP_EMULATOR:-0}"
+ZEP_EMULATOR_PORT="${MEMFLEET_ZEP_EMULATOR_PORT:-8089}"
 READY_TIMEOUT_S=60
 # Workers drain in-flight jobs on SIGTERM (WORKER_SHUTDOWN_TIMEOUT_MS, 25 s by default); allow
 # a bit more before SIGKILL.
@@ -29,6 +32,7 @@ export API_PORT
 [[ $WORKER_PROCESSES =~ ^[0-9]+$ ]] || die "WORKER_PROCESSES must be a number, got '$WORKER_PROCESSES'"
 
 redis_pid=""
+emulator_pid=""
 redis_started=0
 pg_started=0
 pg_owner=""
@@ -167,6 +171,29 @@ start_postgres() {
   export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/memfleet"
 }
 
+# Runs the Zep v3 emulator (in memory) for MEMORY_BACKEND=zep without a Zep account. Like Redis
+# it is stopped only after the workers, which may still be writing to it.
+start_zep_emulator() {
+  if port_in_use "$ZEP_EMULATOR_PORT"; then
+    die "port $ZEP_EMULATOR_PORT is in use; set MEMFLEET_ZEP_EMULATOR_PORT"
+  fi
+  local key="${ZEP_API_KEY:-zep-emulator-key}"
+  log "==> starting the Zep v3 emulator on 127.0.0.1:$ZEP_EMULATOR_PORT (in memory)"
+  ZEP_EMULATOR_PORT="$ZEP_EMULATOR_PORT" ZEP_EMULATOR_API_KEY="$key" \
+    setsid node --import tsx packages/testing/src/zep-emulator-main.ts \
+    > >(prefix_lines zep-emulator) 2>&1 &
+  emulator_pid=$!
+  if ! wait_until 30 zep_emulator_ready; then
+    die "the Zep emulator did not start"
+  fi
+  export MEMORY_BACKEND=zep ZEP_API_KEY="$key" ZEP_API_URL="http://127.0.0.1:$ZEP_EMULATOR_PORT/api/v2"
+}
+
+zep_emulator_ready() {
+  kill -0 "$emulator_pid" 2>/dev/null || die "the Zep emulator exited during start-up"
+  port_in_use "$ZEP_EMULATOR_PORT"
+}
+
 # Random keys generated once and kept in .memfleet/dev-keys.env, so that the curl examples and any
 # client configured with them keep working across restarts. Keys set in the environment win.
 load_dev_keys() {
@@ -248,6 +275,11 @@ shutdown() {
     fi
     for pid in "${app_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   fi
+  if [[ -n $emulator_pid ]] && kill -0 "$emulator_pid" 2>/dev/null; then
+    log "==> stopping the Zep emulator"
+    kill -TERM "$emulator_pid" 2>/dev/null || true
+    wait "$emulator_pid" 2>/dev/null || true
+  fi
   if [[ $pg_started -eq 1 ]]; then
     log "==> stopping Postgres"
     as_pg_owner "$PG_BIN/pg_ctl" -D "$STATE_DIR/pg" stop -m fast -w >/dev/null 2>&1 ||
@@ -283,6 +315,7 @@ EOF
     printf '  metrics:    http://127.0.0.1:%s/metrics   (worker-%s)\n' "$((9464 + i))" "$i" >&2
   done
   cat >&2 <<EOF
+  backend:    ${MEMORY_BACKEND:-postgres}${ZEP_API_URL:+ ($ZEP_API_URL)}
   Redis:      $REDIS_URL
   Postgres:   $DATABASE_URL
   API keys:   $MEMFLEET_API_KEYS
@@ -306,6 +339,11 @@ main() {
   if [[ -z ${REDIS_URL:-} ]]; then start_redis; fi
   if [[ -z ${DATABASE_URL:-} ]]; then start_postgres; fi
   load_dev_keys
+  case "$ZEP_EMULATOR" in
+    1 | true) start_zep_emulator ;;
+    0 | false | "") ;;
+    *) die "MEMFLEET_ZEP_EMULATOR must be 1 or 0, got '$ZEP_EMULATOR'" ;;
+  esac
 
   log "==> running migrations"
   node --import tsx packages/db/src/migrate-cli.ts

@@ -1,5 +1,5 @@
 // Runs the Zep v3 emulator on its own, for local development against the real SDK:
-// `pnpm emulator:zep`, then point ZEP_BASE_URL (or the SDK's baseUrl) at the printed url.
+// `pnpm emulator:zep`, then point ZEP_API_URL (or the SDK's baseUrl) at the printed url.
 import { toError } from '@memfleet/errors/to-error';
 import { startZepEmulator, type ZepEmulatorOptions } from './zep-emulator.ts';
 
