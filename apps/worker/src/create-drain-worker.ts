@@ -73,8 +73,10 @@ export function createDrainWorker(
       settings: {
         backoffStrategy: (attemptsMade: number, type?: string, err?: Error) => {
           if (type !== BACKOFF_TYPE) return 0;
-          const attempt = err instanceof RetryableDrainError ? err.attempt : attemptsMade;
-          return retryDelayMs(attempt, options.retryPolicy);
+          if (!(err instanceof RetryableDrainError)) {
+            return retryDelayMs(attemptsMade, options.retryPolicy);
+          }
+          return Math.max(err.minDelayMs, retryDelayMs(err.attempt, options.retryPolicy));
         },
       },
     },

@@ -42,14 +42,20 @@ export type DrainResult =
   | { outcome: 'locked'; retryInMs: number }
   | { outcome: 'paused'; retryInMs: number; reason: PauseReason; written: number; dead: number };
 
-/** A transient failure the queue should retry; `attempt` drives the backoff. */
+/**
+ * A transient failure the queue should retry; `attempt` drives the backoff. `minDelayMs` is set
+ * after a write whose fate is unknown: a write still in flight at the backend when the next
+ * attempt reads the thread to reconcile would land after that read, and be stored twice.
+ */
 export class RetryableDrainError extends Error {
+  readonly minDelayMs: number;
   constructor(
     message: string,
     readonly attempt: number,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; minDelayMs?: number },
   ) {
-    super(message, options);
+    super(message, { cause: options?.cause });
+    this.minDelayMs = options?.minDelayMs ?? 0;
     this.name = 'RetryableDrainError';
   }
 }
@@ -330,7 +336,10 @@ export function createThreadDrainer(deps: DrainDeps) {
               );
               continue;
             }
-            throw new RetryableDrainError(e.message, attempt, { cause: err });
+            throw new RetryableDrainError(e.message, attempt, {
+              cause: err,
+              minDelayMs: addFailedUncertain ? settings.backendTimeoutMs : 0,
+            });
           }
         }
 

@@ -156,6 +156,27 @@ describe('fleet on Zep: the real SDK against the Zep v3 emulator', function () {
       await expectExactlyOnce(fleet, emu, expected);
     });
 
+    it('a write that lands at Zep after the worker timed out: the retry waits it out, stored once', async () => {
+      // Zep stores the batch 1.5 s after it arrived; the worker gives up after 1 s and must not
+      // reconcile (and resend) before the write has landed.
+      emu.inject({
+        kind: 'delay',
+        ms: 1500,
+        commit: 'after',
+        match: { method: 'POST', path: addCall },
+      });
+      const expected = await fleet.postThreads('late', 1, 10);
+      await writtenAll(fleet, 'late-', 10);
+      const late = emu.requests.find(
+        (r) => r.fault === 'delay' && r.path === '/threads/acme:late-0/messages',
+      );
+      expect(late?.answeredAt, 'the worker gave up on the slow call').to.equal(undefined);
+      // The slow write lands 1.5 s after it arrived; look only once it has.
+      const landed = (late?.arrivedAt ?? 0) + 1500 + 200;
+      await waitFor('the slow write to land', () => Promise.resolve(Date.now() > landed), 10_000);
+      await expectExactlyOnce(fleet, emu, expected);
+    });
+
     it('a dropped connection, before and after the write landed: stored once', async () => {
       emu.inject({ kind: 'drop', match: { method: 'POST', path: addCall } });
       emu.inject({ kind: 'drop', commit: 'after', match: { method: 'POST', path: addCall } });
