@@ -4,7 +4,7 @@ import type { ApiMetrics } from '@memfleet/metrics/api-metrics';
 import type { Outbox } from '@memfleet/outbox/outbox';
 import { redact, type RedactionCounts, type RedactOptions } from '@memfleet/redaction/redact';
 import { redactDeep } from '@memfleet/redaction/redact-deep';
-import { HttpError } from './http-error.ts';
+import { HttpError } from '@memfleet/http/http-error';
 import type { MessagesRequest } from './message-request.ts';
 
 /** Dependencies of {@link createMessageIntake}. */

@@ -11,7 +11,7 @@ import { createRegistry } from '@memfleet/metrics/create-registry';
 import { createOutbox } from '@memfleet/outbox/outbox';
 import type { RedactOptions } from '@memfleet/redaction/redact';
 import { createMessageIntake } from './accept-messages.ts';
-import { createAuthenticator } from './auth.ts';
+import { createAuthenticator } from '@memfleet/http/auth';
 import { createApp } from './create-app.ts';
 import { createDashboard } from './dashboard.ts';
 import { createStatusLookup } from './message-status.ts';

@@ -1,26 +1,15 @@
-import { randomUUID } from 'node:crypto';
-import express, {
-  type ErrorRequestHandler,
-  type Express,
-  type NextFunction,
-  type Request,
-  type Response,
-  type Router,
-} from 'express';
+import express, { type Express, type Router } from 'express';
 import type { Registry } from 'prom-client';
 import { toError } from '@memfleet/errors/to-error';
 import type { Logger } from '@memfleet/logger/create-logger';
 import type { ApiMetrics } from '@memfleet/metrics/api-metrics';
 import type { AcceptResult } from './accept-messages.ts';
-import { principalOf, requireAdmin, requireTenant, type Authenticator } from './auth.ts';
+import { principalOf, requireAdmin, requireTenant, type Authenticator } from '@memfleet/http/auth';
+import { errorHandler, notFound, requestContext } from '@memfleet/http/http-basics';
+import { HttpError } from '@memfleet/http/http-error';
+import { parseId } from '@memfleet/http/ids';
 import { DASHBOARD_PATH } from './dashboard.ts';
-import { HttpError } from './http-error.ts';
-import {
-  describeIssues,
-  idSchema,
-  messagesRequestSchema,
-  type MessagesRequest,
-} from './message-request.ts';
+import { describeIssues, messagesRequestSchema, type MessagesRequest } from './message-request.ts';
 import type { MessageStatusView } from './message-status.ts';
 
 /** Dependencies of {@link createApp}: services and wiring, all built by main.ts or a test. */
@@ -41,32 +30,6 @@ export interface AppDeps {
   contentMaxChars: number;
 }
 
-const DEPENDENCY_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND']);
-
-// Redis or Postgres being unreachable is a 503 (retry later), anything else a 500.
-function isDependencyFailure(e: Error): boolean {
-  const code = (e as { code?: unknown }).code;
-  return (
-    (typeof code === 'string' && (DEPENDENCY_CODES.has(code) || /^(08|57P)/.test(code))) ||
-    e.name === 'MaxRetriesPerRequestError' ||
-    /Connection is closed|Stream isn't writeable|Connection terminated/.test(e.message)
-  );
-}
-
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-
-function parseId(value: unknown, field: string): string {
-  const parsed = idSchema.safeParse(value);
-  if (!parsed.success) {
-    throw new HttpError(
-      400,
-      'invalid_request',
-      `${field}: ${parsed.error.issues[0]?.message ?? 'invalid'}`,
-    );
-  }
-  return parsed.data;
-}
-
 /** The API's Express app: routes are thin; services do the work. */
 export function createApp(deps: AppDeps): Express {
   const app = express();
@@ -74,21 +37,7 @@ export function createApp(deps: AppDeps): Express {
   app.set('query parser', 'simple');
   const schema = messagesRequestSchema(deps.contentMaxChars);
 
-  app.use((req: Request, res: Response, next: NextFunction) => {
-    const incoming = req.headers['x-request-id'];
-    const requestId =
-      typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
-    res.locals.requestId = requestId;
-    res.setHeader('x-request-id', requestId);
-    const end = deps.metrics.httpDuration.startTimer();
-    res.on('finish', () => {
-      const route = (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
-      const labels = { route, method: req.method, status: String(res.statusCode) };
-      end(labels);
-      deps.logger.http('request', { requestId, ...labels });
-    });
-    next();
-  });
+  app.use(requestContext(deps.metrics.httpDuration, deps.logger));
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -145,45 +94,13 @@ export function createApp(deps: AppDeps): Express {
 
   app.use(DASHBOARD_PATH, requireAdmin(deps.auth), deps.dashboard);
 
-  app.use((req, _res, next) => {
-    next(new HttpError(404, 'not_found', `no route for ${req.method} ${req.path}`));
-  });
-
-  const onError: ErrorRequestHandler = (err: unknown, _req, res, _next) => {
-    const e = toError(err);
-    let status = 500;
-    let code = 'internal';
-    let message = 'internal error';
-    let fields: string[] | undefined;
-    if (e instanceof HttpError) {
-      ({ status, code, message } = e);
-      fields = e.fields;
-      for (const [k, v] of Object.entries(e.headers)) res.setHeader(k, v);
-    } else {
-      const type = (err as { type?: unknown }).type;
-      if (type === 'entity.parse.failed') {
-        status = 400;
-        code = 'invalid_json';
-        message = 'body: not valid JSON';
-      } else if (type === 'entity.too.large') {
-        status = 413;
-        code = 'payload_too_large';
-        message = `body: larger than ${deps.bodyLimitBytes} bytes`;
-      } else if (type === 'encoding.unsupported' || type === 'charset.unsupported') {
-        status = 415;
-        code = 'unsupported_media_type';
-        message = 'body: unsupported encoding';
-      } else {
-        deps.logger.error('request failed', { requestId: res.getHeader('x-request-id'), err: e });
-        if (isDependencyFailure(e)) {
-          status = 503;
-          code = 'unavailable';
-          message = 'a dependency is unavailable; retry with the same client_message_id';
-        }
-      }
-    }
-    res.status(status).json({ error: { code, message, ...(fields ? { fields } : {}) } });
-  };
-  app.use(onError);
+  app.use(notFound);
+  app.use(
+    errorHandler({
+      bodyLimitBytes: deps.bodyLimitBytes,
+      logger: deps.logger,
+      unavailableMessage: 'a dependency is unavailable; retry with the same client_message_id',
+    }),
+  );
   return app;
 }

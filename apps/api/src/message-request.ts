@@ -1,17 +1,5 @@
 import { z } from 'zod';
-
-// Ids travel into Redis keys, backend ids and logs: printable, bounded, no control characters.
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f]/;
-const id = (max: number) =>
-  z
-    .string()
-    .min(1, 'must not be empty')
-    .max(max, `must be at most ${max} characters`)
-    .refine((v) => !CONTROL.test(v), 'must not contain control characters');
-
-/** Ids in paths and bodies. */
-export const idSchema = id(256);
+import { boundedId as id, idSchema } from '@memfleet/http/ids';
 
 const METADATA_MAX_BYTES = 16 * 1024;
 

@@ -36,6 +36,13 @@ const schema = z.object({
   MEMFLEET_ADMIN_KEY: z.string().min(16, 'must be at least 16 characters'),
   READ_CANARY_PERCENT: int(0, 100).default(100),
   READ_BUDGET_MS: int(10, 60_000).default(250),
+  READER_PORT: int(0, 65_535).default(3001),
+  READER_HOST: z.string().min(1).default('127.0.0.1'),
+  READ_CACHE_TTL_MS: int(0, 3_600_000).default(30_000),
+  READ_FALLBACK_MESSAGES: int(0, 100).default(4),
+  FLAGS_REFRESH_MS: int(100, 60_000).default(1000),
+  FLAGS_DOWNGRADE_MS: int(1000, 7 * 86_400_000).default(600_000),
+  FLAGS_DOWNGRADE_AUTH_FAILURES: int(1, 10_000).default(3),
   API_PORT: int(0, 65_535).default(3000),
   API_HOST: z.string().min(1).default('127.0.0.1'),
   API_BODY_LIMIT_BYTES: int(1024, 50 * 1024 * 1024).default(1024 * 1024),
@@ -87,6 +94,22 @@ export interface Config {
   readCanaryPercent: number;
   readBudgetMs: number;
   api: { port: number; host: string; bodyLimitBytes: number };
+  reader: {
+    port: number;
+    host: string;
+    /** How long a backend context stays in the per-turn cache. */
+    cacheTtlMs: number;
+    /** Recent messages memfleet keeps per thread for the fallback answer. */
+    fallbackMessages: number;
+  };
+  flags: {
+    /** How often each process reloads the live flags from Redis. */
+    refreshMs: number;
+    /** How long reads stay downgraded to write_only after sustained auth failures. */
+    downgradeMs: number;
+    /** Consecutive 401/403 answers (fleet-wide) that downgrade reads. */
+    downgradeAuthFailures: number;
+  };
   messages: { contentMaxChars: number; redactionDefaultCountry: string; dedupeWindowS: number };
   worker: {
     concurrency: number;
@@ -221,6 +244,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     readCanaryPercent: e.READ_CANARY_PERCENT,
     readBudgetMs: e.READ_BUDGET_MS,
     api: { port: e.API_PORT, host: e.API_HOST, bodyLimitBytes: e.API_BODY_LIMIT_BYTES },
+    reader: {
+      port: e.READER_PORT,
+      host: e.READER_HOST,
+      cacheTtlMs: e.READ_CACHE_TTL_MS,
+      fallbackMessages: e.READ_FALLBACK_MESSAGES,
+    },
+    flags: {
+      refreshMs: e.FLAGS_REFRESH_MS,
+      downgradeMs: e.FLAGS_DOWNGRADE_MS,
+      downgradeAuthFailures: e.FLAGS_DOWNGRADE_AUTH_FAILURES,
+    },
     messages: {
       contentMaxChars: e.MESSAGE_CONTENT_MAX_CHARS,
       redactionDefaultCountry: e.REDACTION_DEFAULT_COUNTRY,

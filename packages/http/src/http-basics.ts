@@ -1,0 +1,97 @@
+import { randomUUID } from 'node:crypto';
+import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express';
+import type { Histogram } from 'prom-client';
+import { toError } from '@memfleet/errors/to-error';
+import type { Logger } from '@memfleet/logger/create-logger';
+import { HttpError } from './http-error.ts';
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * Gives every request an `x-request-id` (the caller's, if sane) and times it into `duration` by
+ * route template, method and status.
+ */
+export function requestContext(
+  duration: Histogram<'route' | 'method' | 'status'>,
+  logger: Pick<Logger, 'http'>,
+): RequestHandler {
+  return (req: Request, res: Response, next: NextFunction) => {
+    const incoming = req.headers['x-request-id'];
+    const requestId =
+      typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    res.locals.requestId = requestId;
+    res.setHeader('x-request-id', requestId);
+    const end = duration.startTimer();
+    res.on('finish', () => {
+      const route = (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
+      const labels = { route, method: req.method, status: String(res.statusCode) };
+      end(labels);
+      logger.http('request', { requestId, ...labels });
+    });
+    next();
+  };
+}
+
+/** 404 for anything no route took. */
+export const notFound: RequestHandler = (req, _res, next) => {
+  next(new HttpError(404, 'not_found', `no route for ${req.method} ${req.path}`));
+};
+
+const DEPENDENCY_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND']);
+
+/** Redis or Postgres being unreachable is a 503 (retry later), anything else a 500. */
+export function isDependencyFailure(e: Error): boolean {
+  const code = (e as { code?: unknown }).code;
+  return (
+    (typeof code === 'string' && (DEPENDENCY_CODES.has(code) || /^(08|57P)/.test(code))) ||
+    e.name === 'MaxRetriesPerRequestError' ||
+    /Connection is closed|Stream isn't writeable|Connection terminated/.test(e.message)
+  );
+}
+
+/** Answers every error as `{"error":{code,message,fields?}}` with its status. */
+export function errorHandler(options: {
+  bodyLimitBytes: number;
+  logger: Pick<Logger, 'error'>;
+  /** Message of a 503, telling the client what to do. */
+  unavailableMessage: string;
+}): ErrorRequestHandler {
+  return (err: unknown, _req, res, _next) => {
+    const e = toError(err);
+    let status = 500;
+    let code = 'internal';
+    let message = 'internal error';
+    let fields: string[] | undefined;
+    if (e instanceof HttpError) {
+      ({ status, code, message } = e);
+      fields = e.fields;
+      for (const [k, v] of Object.entries(e.headers)) res.setHeader(k, v);
+    } else {
+      const type = (err as { type?: unknown }).type;
+      if (type === 'entity.parse.failed') {
+        status = 400;
+        code = 'invalid_json';
+        message = 'body: not valid JSON';
+      } else if (type === 'entity.too.large') {
+        status = 413;
+        code = 'payload_too_large';
+        message = `body: larger than ${options.bodyLimitBytes} bytes`;
+      } else if (type === 'encoding.unsupported' || type === 'charset.unsupported') {
+        status = 415;
+        code = 'unsupported_media_type';
+        message = 'body: unsupported encoding';
+      } else {
+        options.logger.error('request failed', {
+          requestId: res.getHeader('x-request-id'),
+          err: e,
+        });
+        if (isDependencyFailure(e)) {
+          status = 503;
+          code = 'unavailable';
+          message = options.unavailableMessage;
+        }
+      }
+    }
+    res.status(status).json({ error: { code, message, ...(fields ? { fields } : {}) } });
+  };
+}
