@@ -45,6 +45,7 @@ export async function startApi(config: Config, logger: Logger): Promise<ApiRunti
   const outbox = createOutbox(redis, {
     prefix: config.redisKeyPrefix,
     dedupeWindowS: config.messages.dedupeWindowS,
+    recentMessages: config.reader.fallbackMessages,
   });
   const queue = createDrainQueue({
     connection: redis,

@@ -16,6 +16,8 @@ export interface OutboxKeys {
   dead(tenant: string): string;
   /** Sorted set: threads with pending messages, scored by last progress. */
   pending(): string;
+  /** List: the thread's most recent accepted message bodies, newest first (the read fallback). */
+  recent(tenant: string, threadId: string): string;
 }
 
 const enc = encodeURIComponent;
@@ -29,6 +31,7 @@ export function outboxKeys(prefix: string): OutboxKeys {
     message: (tenant, clientMessageId) => `${prefix}:msg:${tenant}:${enc(clientMessageId)}`,
     dead: (tenant) => `${prefix}:dlq:${tenant}`,
     pending: () => `${prefix}:pending`,
+    recent: (tenant, threadId) => `${prefix}:recent:${tenant}:${enc(threadId)}`,
   };
 }
 

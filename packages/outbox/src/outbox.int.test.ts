@@ -22,6 +22,33 @@ describe('outbox (real Redis)', () => {
     await redis.quit();
   });
 
+  it('keeps the last accepted messages of a thread for the read fallback, and its owner', async () => {
+    const small = createOutbox(redis, { prefix, dedupeWindowS: 60, recentMessages: 3 });
+    const send = (ids: string[]) =>
+      small.append(
+        'acme',
+        't1',
+        'u1',
+        ids.map((id) => ({ clientMessageId: id, body: body(id) })),
+        1000,
+      );
+    await send(['m1', 'm2']);
+    await send(['m2', 'm3', 'm4']);
+    expect(await small.recent('acme', 't1', 10)).to.deep.equal([
+      body('m2'),
+      body('m3'),
+      body('m4'),
+    ]);
+    expect(await small.recent('acme', 't1', 2)).to.deep.equal([body('m3'), body('m4')]);
+    expect(await small.recent('globex', 't1', 10)).to.deep.equal([]);
+    expect(await redis.ttl(small.keys.recent('acme', 't1'))).to.be.within(1, 60);
+    expect(await small.threadOwner('acme', 't1')).to.equal('u1');
+    expect(await small.threadOwner('globex', 't1')).to.equal(undefined);
+    const none = createOutbox(redis, { prefix: `${prefix}n`, recentMessages: 0 });
+    await none.append('acme', 't1', 'u1', [{ clientMessageId: 'x', body: body('x') }], 1000);
+    expect(await none.recent('acme', 't1', 10)).to.deep.equal([]);
+  });
+
   it('records messages in accept order and reports resends as duplicates', async () => {
     const first = await outbox.append(
       'acme',

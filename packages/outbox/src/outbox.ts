@@ -60,6 +60,8 @@ export interface OutboxOptions {
   prefix?: string;
   /** How long a final status (and so the fast dedupe) stays in Redis, in seconds. Default 30 days. */
   dedupeWindowS?: number;
+  /** Accepted messages kept per thread for the read fallback. Default 4; 0 keeps none. */
+  recentMessages?: number;
 }
 
 /** The per-thread outbox in Redis: accept order, dedupe, status, and the drain's head. */
@@ -121,32 +123,46 @@ export interface Outbox {
   touchPending(tenant: string, threadId: string, nowMs: number): Promise<void>;
   /** Number of messages waiting in a thread's outbox. */
   length(tenant: string, threadId: string): Promise<number>;
+  /** The user owning a thread of this tenant, or undefined when the tenant has no such thread. */
+  threadOwner(tenant: string, threadId: string): Promise<string | undefined>;
+  /** The thread's most recently accepted message bodies (redacted JSON), oldest first. */
+  recent(tenant: string, threadId: string, limit: number): Promise<string[]>;
 }
 
-// KEYS: thread hash, outbox list, pending zset, message hashes...
-// ARGV: user, now, thread id, pending member, then per message: client message id, body.
+// KEYS: thread hash, outbox list, pending zset, recent list, message hashes...
+// ARGV: user, now, thread id, pending member, recent limit, ttl s, then per message: client
+// message id, body.
 const APPEND = redisScript(`
 local owner = redis.call('HGET', KEYS[1], 'user')
 if owner and owner ~= ARGV[1] then return {-1, owner} end
 if not owner then redis.call('HSET', KEYS[1], 'user', ARGV[1]) end
-local n = #KEYS - 3
+local n = #KEYS - 4
 local res = {0}
 local added = 0
+local recent = tonumber(ARGV[5])
 for i = 1, n do
-  local key = KEYS[3 + i]
+  local key = KEYS[4 + i]
   if redis.call('EXISTS', key) == 1 then
     res[i + 1] = 0
   else
-    local cmid = ARGV[3 + 2 * i]
+    local cmid = ARGV[5 + 2 * i]
+    local body = ARGV[6 + 2 * i]
     local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
     redis.call('HSET', key, 'thread', ARGV[3], 'user', ARGV[1], 'seq', seq, 'status', 'queued',
-      'attempts', 0, 'accepted_at', ARGV[2], 'body', ARGV[4 + 2 * i])
+      'attempts', 0, 'accepted_at', ARGV[2], 'body', body)
     redis.call('RPUSH', KEYS[2], cmid)
+    if recent > 0 then redis.call('LPUSH', KEYS[4], body) end
     res[i + 1] = 1
     added = added + 1
   end
 end
-if added > 0 then redis.call('ZADD', KEYS[3], 'NX', ARGV[2], ARGV[4]) end
+if added > 0 then
+  redis.call('ZADD', KEYS[3], 'NX', ARGV[2], ARGV[4])
+  if recent > 0 then
+    redis.call('LTRIM', KEYS[4], 0, recent - 1)
+    redis.call('EXPIRE', KEYS[4], ARGV[6])
+  end
+end
 return res
 `);
 
@@ -222,6 +238,7 @@ const num = (v: string | null | undefined): number =>
 export function createOutbox(redis: ScriptClient, options: OutboxOptions = {}): Outbox {
   const keys = outboxKeys(options.prefix ?? '{memfleet}');
   const ttlS = options.dedupeWindowS ?? 30 * 86_400;
+  const recentMessages = options.recentMessages ?? 4;
 
   return {
     keys,
@@ -233,6 +250,7 @@ export function createOutbox(redis: ScriptClient, options: OutboxOptions = {}): 
           keys.thread(tenant, threadId),
           keys.outbox(tenant, threadId),
           keys.pending(),
+          keys.recent(tenant, threadId),
           ...messages.map((m) => keys.message(tenant, m.clientMessageId)),
         ],
         [
@@ -240,6 +258,8 @@ export function createOutbox(redis: ScriptClient, options: OutboxOptions = {}): 
           nowMs,
           threadId,
           pendingMember(tenant, threadId),
+          recentMessages,
+          ttlS,
           ...messages.flatMap((m) => [m.clientMessageId, m.body]),
         ],
       )) as (number | string)[];
@@ -375,5 +395,15 @@ export function createOutbox(redis: ScriptClient, options: OutboxOptions = {}): 
     },
 
     length: (tenant, threadId) => redis.llen(keys.outbox(tenant, threadId)),
+
+    async threadOwner(tenant, threadId) {
+      return (await redis.hget(keys.thread(tenant, threadId), 'user')) ?? undefined;
+    },
+
+    async recent(tenant, threadId, limit) {
+      if (limit <= 0) return [];
+      const newestFirst = await redis.lrange(keys.recent(tenant, threadId), 0, limit - 1);
+      return newestFirst.reverse();
+    },
   };
 }
