@@ -1,6 +1,7 @@
 import { z } from 'zod';
 
-const TENANT_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+/** What a tenant name of `MEMFLEET_API_KEYS` looks like. */
+export const TENANT_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 /** One API key of `MEMFLEET_API_KEYS` (`tenant:key`). */
 export interface ApiKeyEntry {
@@ -18,6 +19,8 @@ const backendSchema = z.enum(['postgres', 'zep'], {
 /** Zep Cloud's v3 API base (the SDK's default environment). */
 export const ZEP_CLOUD_URL = 'https://api.getzep.com/api/v2';
 const modeSchema = z.enum(['off', 'write_only', 'read_write']);
+/** Every memory mode, from no memory at all to writes and reads. */
+export const MEMORY_MODES = modeSchema.options;
 
 const schema = z.object({
   NODE_ENV: z.string().default('development'),

@@ -15,6 +15,8 @@ export interface AppProcessOptions {
   env: Record<string, string>;
   /** Names the process in error messages and echoed output. */
   name: string;
+  /** Command-line arguments after the entry (e.g. a CLI's subcommand). Default none. */
+  args?: string[];
   /** Start from this process's whole environment instead of the minimal base. Default `false`. */
   inheritEnv?: boolean;
 }
@@ -68,13 +70,13 @@ interface LineWaiter {
 
 /**
  * Starts `entry` (a TypeScript main, absolute or relative to the repo root) as
- * `node --import tsx <entry>` with the repo root as cwd, capturing its output line by line. Set
+ * `node --import tsx <entry> [args]` with the repo root as cwd, capturing its output line by line. Set
  * `MEMFLEET_TEST_APP_OUTPUT=1` to also echo that output to stderr, prefixed with the name. The
  * process never outlives the test runner.
  */
 export function startAppProcess(entry: string, options: AppProcessOptions): AppProcess {
   const { name } = options;
-  const child = spawn(process.execPath, ['--import', tsxLoader, entry], {
+  const child = spawn(process.execPath, ['--import', tsxLoader, entry, ...(options.args ?? [])], {
     cwd: repoRoot,
     env: { ...baseEnv(options.inheritEnv ?? false), ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
