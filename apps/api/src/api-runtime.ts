@@ -4,10 +4,12 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import type { Config } from '@memfleet/config/load-config';
 import { createLedger } from '@memfleet/db/ledger';
+import { createFlags } from '@memfleet/flags/flags';
 import { createDrainQueue } from '@memfleet/jobs/thread-drain';
 import type { Logger } from '@memfleet/logger/create-logger';
 import { createApiMetrics } from '@memfleet/metrics/api-metrics';
 import { createRegistry } from '@memfleet/metrics/create-registry';
+import { createFlagMetrics } from '@memfleet/metrics/flag-metrics';
 import { createOutbox } from '@memfleet/outbox/outbox';
 import type { RedactOptions } from '@memfleet/redaction/redact';
 import { createMessageIntake } from './accept-messages.ts';
@@ -53,6 +55,14 @@ export async function startApi(config: Config, logger: Logger): Promise<ApiRunti
     maxMessageAttempts: config.worker.maxAttempts,
   });
   queue.on('error', (err) => logger.warn('queue error', { err }));
+  const flags = createFlags(redis, {
+    prefix: config.redisKeyPrefix,
+    defaults: { mode: config.memoryMode, canaryPercent: config.readCanaryPercent },
+    ...config.flags,
+    metrics: createFlagMetrics(registry),
+    logger,
+  });
+  await flags.start();
 
   const app = createApp({
     auth: createAuthenticator(config.apiKeys, config.adminKey),
@@ -69,6 +79,8 @@ export async function startApi(config: Config, logger: Logger): Promise<ApiRunti
       await Promise.all([redis.ping(), pool.query('SELECT 1')]);
     },
     dashboard: createDashboard(queue),
+    flags,
+    tenants: config.apiKeys.map((k) => k.tenant),
     registry,
     metrics,
     logger,
@@ -95,6 +107,7 @@ export async function startApi(config: Config, logger: Logger): Promise<ApiRunti
         server.close(() => resolve());
         server.closeIdleConnections();
       });
+      flags.stop();
       await queue.close();
       await pool.end();
       redis.disconnect();

@@ -1,13 +1,22 @@
-import express, { type Express, type Router } from 'express';
+import express, { type Express, type RequestHandler, type Router } from 'express';
 import type { Registry } from 'prom-client';
+import type { ZodSafeParseResult } from 'zod';
 import { toError } from '@memfleet/errors/to-error';
+import type { Flags } from '@memfleet/flags/flags';
+import { toFlagsView } from '@memfleet/flags/flags-view';
 import type { Logger } from '@memfleet/logger/create-logger';
 import type { ApiMetrics } from '@memfleet/metrics/api-metrics';
 import type { AcceptResult } from './accept-messages.ts';
 import { principalOf, requireAdmin, requireTenant, type Authenticator } from '@memfleet/http/auth';
-import { errorHandler, notFound, requestContext } from '@memfleet/http/http-basics';
+import {
+  errorHandler,
+  isDependencyFailure,
+  notFound,
+  requestContext,
+} from '@memfleet/http/http-basics';
 import { HttpError } from '@memfleet/http/http-error';
 import { parseId } from '@memfleet/http/ids';
+import { flagsPatchSchema, toFlagPatch } from './admin-flags.ts';
 import { DASHBOARD_PATH } from './dashboard.ts';
 import { describeIssues, messagesRequestSchema, type MessagesRequest } from './message-request.ts';
 import type { MessageStatusView } from './message-status.ts';
@@ -23,6 +32,10 @@ export interface AppDeps {
   /** Throws when a dependency (Redis, Postgres) is unreachable. */
   checkReady: () => Promise<void>;
   dashboard: Router;
+  /** The live memory flags, shown and changed by `/v1/admin/flags`. */
+  flags: Pick<Flags, 'snapshot' | 'update' | 'refresh'>;
+  /** Tenant names of `MEMFLEET_API_KEYS`: the only ones a flag override may name. */
+  tenants: readonly string[];
   registry: Registry;
   metrics: ApiMetrics;
   logger: Pick<Logger, 'error' | 'warn' | 'http'>;
@@ -36,6 +49,7 @@ export function createApp(deps: AppDeps): Express {
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
   const schema = messagesRequestSchema(deps.contentMaxChars);
+  const flagsSchema = flagsPatchSchema(deps.tenants);
 
   app.use(requestContext(deps.metrics.httpDuration, deps.logger));
 
@@ -57,28 +71,28 @@ export function createApp(deps: AppDeps): Express {
   });
 
   const json = express.json({ limit: deps.bodyLimitBytes, type: () => true });
+  const jsonOnly: RequestHandler = (req, _res, next) => {
+    if (!req.is('application/json')) {
+      next(new HttpError(415, 'unsupported_media_type', 'content-type: must be application/json'));
+      return;
+    }
+    next();
+  };
+  const parse = <T>(result: ZodSafeParseResult<T>): T => {
+    if (result.success) return result.data;
+    const { message, fields } = describeIssues(result.error);
+    throw new HttpError(400, 'invalid_request', message, {}).withFields(fields);
+  };
 
   app.post(
     '/v1/threads/:thread_id/messages',
     requireTenant(deps.auth),
-    (req, _res, next) => {
-      if (!req.is('application/json')) {
-        next(
-          new HttpError(415, 'unsupported_media_type', 'content-type: must be application/json'),
-        );
-        return;
-      }
-      next();
-    },
+    jsonOnly,
     json,
     async (req, res) => {
       const threadId = parseId(req.params.thread_id, 'thread_id');
-      const parsed = schema.safeParse(req.body);
-      if (!parsed.success) {
-        const { message, fields } = describeIssues(parsed.error);
-        throw new HttpError(400, 'invalid_request', message, {}).withFields(fields);
-      }
-      const result = await deps.acceptMessages(principalOf(res).tenant, threadId, parsed.data);
+      const body = parse(schema.safeParse(req.body));
+      const result = await deps.acceptMessages(principalOf(res).tenant, threadId, body);
       res.status(202).json(result);
     },
   );
@@ -90,6 +104,22 @@ export function createApp(deps: AppDeps): Express {
       throw new HttpError(404, 'not_found', `client_message_id: ${id} is unknown`);
     }
     res.json(status);
+  });
+
+  app.get('/v1/admin/flags', requireAdmin(deps.auth), async (_req, res) => {
+    // Fresh from Redis when it answers; the last known flags when it does not.
+    await deps.flags.refresh();
+    res.json(toFlagsView(deps.flags.snapshot()));
+  });
+
+  app.put('/v1/admin/flags', requireAdmin(deps.auth), jsonOnly, json, async (req, res) => {
+    const patch = toFlagPatch(parse(flagsSchema.safeParse(req.body)));
+    try {
+      res.json(toFlagsView(await deps.flags.update(patch)));
+    } catch (err: unknown) {
+      if (!isDependencyFailure(toError(err))) throw err;
+      throw new HttpError(503, 'unavailable', 'Redis is unreachable: the flags were not changed');
+    }
   });
 
   app.use(DASHBOARD_PATH, requireAdmin(deps.auth), deps.dashboard);
