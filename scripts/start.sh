@@ -4,7 +4,7 @@
 # API and WORKER_PROCESSES workers with their output prefixed by name. Ctrl-C stops the apps
 # gracefully (workers finish in-flight work), then the servers this script started.
 #
-# Settings (environment): API_PORT (3000), WORKER_PROCESSES (2), MEMFLEET_REDIS_PORT (6379),
+# Settings (environment): API_PORT (3000), READER_PORT (3001), WORKER_PROCESSES (2), MEMFLEET_REDIS_PORT (6379),
 # MEMFLEET_PG_PORT (5432), REDIS_URL, DATABASE_URL, MEMFLEET_API_KEYS, MEMFLEET_ADMIN_KEY, and
 # every app setting documented in the README. MEMFLEET_ZEP_EMULATOR=1 also runs the Zep v3
 # emulator (port MEMFLEET_ZEP_EMULATOR_PORT, 8089; in memory) and points MEMORY_BACKEND=zep at it.
@@ -18,6 +18,7 @@ cd "$MEMFLEET_ROOT"
 
 STATE_DIR="$MEMFLEET_ROOT/.memfleet"
 API_PORT="${API_PORT:-3000}"
+READER_PORT="${READER_PORT:-3001}"
 WORKER_PROCESSES="${WORKER_PROCESSES:-2}"
 REDIS_PORT="${MEMFLEET_REDIS_PORT:-6379}"
 PG_PORT="${MEMFLEET_PG_PORT:-5432}"
@@ -27,7 +28,7 @@ READY_TIMEOUT_S=60
 # Workers drain in-flight jobs on SIGTERM (WORKER_SHUTDOWN_TIMEOUT_MS, 25 s by default); allow
 # a bit more before SIGKILL.
 APP_STOP_TIMEOUT_S="${MEMFLEET_APP_STOP_TIMEOUT_S:-40}"
-export API_PORT
+export API_PORT READER_PORT
 
 [[ $WORKER_PROCESSES =~ ^[0-9]+$ ]] || die "WORKER_PROCESSES must be a number, got '$WORKER_PROCESSES'"
 
@@ -238,13 +239,14 @@ http_status() {
   fi
 }
 
-# Ready when /readyz answers 200; fails at once if an app has already exited.
+# Ready when the API's and the reader's /readyz answer 200; fails at once if an app has exited.
 api_ready() {
   local i
   for i in "${!app_pids[@]}"; do
     kill -0 "${app_pids[$i]}" 2>/dev/null || die "${app_names[$i]} exited during start-up (see its output above)"
   done
-  [[ "$(http_status "http://127.0.0.1:$API_PORT/readyz")" == 200 ]]
+  [[ "$(http_status "http://127.0.0.1:$API_PORT/readyz")" == 200 ]] &&
+    [[ "$(http_status "http://127.0.0.1:$READER_PORT/readyz")" == 200 ]]
 }
 
 # True while any app is still running.
@@ -309,6 +311,7 @@ print_banner() {
 
 memfleet is running (Ctrl-C to stop)
   API:        $api
+  reader:     http://127.0.0.1:$READER_PORT   (GET /v1/threads/{id}/context?user_id=…)
   dashboard:  $api/admin/queues   (log in with any user name, password = admin key)
 EOF
   for ((i = 0; i < WORKER_PROCESSES; i++)); do
@@ -326,6 +329,7 @@ Try it:
     -H 'Authorization: Bearer $key' -H 'Content-Type: application/json' \\
     -d '{"user_id":"u1","messages":[{"client_message_id":"m-1","role":"user","content":"hello"}]}'
   curl -sS $api/v1/messages/m-1 -H 'Authorization: Bearer $key'
+  curl -sS 'http://127.0.0.1:$READER_PORT/v1/threads/t-1/context?user_id=u1' -H 'Authorization: Bearer $key'
 
 EOF
 }
@@ -349,15 +353,17 @@ main() {
   node --import tsx packages/db/src/migrate-cli.ts
 
   if port_in_use "$API_PORT"; then die "API_PORT $API_PORT is in use; set API_PORT"; fi
-  log "==> starting the API and $WORKER_PROCESSES worker(s)"
+  if port_in_use "$READER_PORT"; then die "READER_PORT $READER_PORT is in use; set READER_PORT"; fi
+  log "==> starting the API, the reader and $WORKER_PROCESSES worker(s)"
   start_app api node --import tsx apps/api/src/main.ts
+  start_app reader node --import tsx apps/reader/src/main.ts
   local i
   for ((i = 0; i < WORKER_PROCESSES; i++)); do
     WORKER_METRICS_PORT=$((9464 + i)) start_app "worker-$i" node --import tsx apps/worker/src/main.ts
   done
 
   if ! wait_until "$READY_TIMEOUT_S" api_ready; then
-    die "the API did not answer 200 on http://127.0.0.1:$API_PORT/readyz within ${READY_TIMEOUT_S} s"
+    die "the API or the reader did not answer 200 on /readyz within ${READY_TIMEOUT_S} s"
   fi
   print_banner
 

@@ -43,6 +43,8 @@ const schema = z.object({
   READER_HOST: z.string().min(1).default('127.0.0.1'),
   READ_CACHE_TTL_MS: int(0, 3_600_000).default(30_000),
   READ_FALLBACK_MESSAGES: int(0, 100).default(4),
+  READ_BREAKER_FAILURES: int(1, 10_000).default(5),
+  READ_BREAKER_COOLDOWN_MS: int(100, 3_600_000).default(5000),
   FLAGS_REFRESH_MS: int(100, 60_000).default(1000),
   FLAGS_DOWNGRADE_MS: int(1000, 7 * 86_400_000).default(600_000),
   FLAGS_DOWNGRADE_AUTH_FAILURES: int(1, 10_000).default(3),
@@ -104,6 +106,10 @@ export interface Config {
     cacheTtlMs: number;
     /** Recent messages memfleet keeps per thread for the fallback answer. */
     fallbackMessages: number;
+    /** Backend reads over budget or failed (fleet-wide, in the breaker window) that open the read breaker. */
+    breakerFailures: number;
+    /** How long the read breaker stays open before one read probes the backend. */
+    breakerCooldownMs: number;
   };
   flags: {
     /** How often each process reloads the live flags from Redis. */
@@ -252,6 +258,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       host: e.READER_HOST,
       cacheTtlMs: e.READ_CACHE_TTL_MS,
       fallbackMessages: e.READ_FALLBACK_MESSAGES,
+      breakerFailures: e.READ_BREAKER_FAILURES,
+      breakerCooldownMs: e.READ_BREAKER_COOLDOWN_MS,
     },
     flags: {
       refreshMs: e.FLAGS_REFRESH_MS,

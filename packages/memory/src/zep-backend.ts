@@ -191,13 +191,14 @@ export function createZepBackend(options: ZepBackendOptions): MemoryBackend {
   // Keyed `<zep user id>\n<zep thread id>` so that erasing a user forgets their threads too.
   const ensuredThreads = new BoundedSet(options.ensuredCacheSize ?? 10_000);
 
-  function requestOptions(callOptions: CallOptions | undefined, write: boolean) {
+  function requestOptions(callOptions: CallOptions | undefined) {
     const timeout = AbortSignal.timeout(timeoutMs);
     return {
       // The SDK's own timer is a backstop; the signal (ours or the caller's) decides.
       timeoutInSeconds: timeoutMs / 1000 + 1,
-      // Writes are never re-sent blindly (a 5xx may follow a commit); reads may retry once.
-      maxRetries: write ? 0 : 1,
+      // The fleet owns retries: a write is never re-sent blindly (a 5xx may follow a commit), and
+      // a read runs under a budget the SDK's 1 s retry delay would blow.
+      maxRetries: 0,
       abortSignal:
         callOptions?.signal === undefined
           ? timeout
@@ -271,11 +272,7 @@ export function createZepBackend(options: ZepBackendOptions): MemoryBackend {
     const threadId = checkThreadId(thread);
     return call('thread.get', async () => {
       try {
-        const res = await client.thread.get(
-          threadId,
-          { lastn },
-          requestOptions(callOptions, false),
-        );
+        const res = await client.thread.get(threadId, { lastn }, requestOptions(callOptions));
         return res.messages ?? [];
       } catch (err: unknown) {
         if (isNotFound(err)) return [];
@@ -299,7 +296,7 @@ export function createZepBackend(options: ZepBackendOptions): MemoryBackend {
       if (ensuredUsers.has(userId)) return;
       await call('user.add', async () => {
         try {
-          await client.user.add({ userId }, requestOptions(callOptions, true));
+          await client.user.add({ userId }, requestOptions(callOptions));
         } catch (err: unknown) {
           if (!isAlreadyExists(err)) throw err;
         }
@@ -314,15 +311,11 @@ export function createZepBackend(options: ZepBackendOptions): MemoryBackend {
       if (ensuredThreads.has(key)) return;
       await call('thread.create', async () => {
         try {
-          await client.thread.create({ threadId, userId }, requestOptions(callOptions, true));
+          await client.thread.create({ threadId, userId }, requestOptions(callOptions));
         } catch (err: unknown) {
           if (!isAlreadyExists(err)) throw err;
           // Thread ids are global per project: an existing thread must belong to this user.
-          const res = await client.thread.get(
-            threadId,
-            { lastn: 1 },
-            requestOptions(callOptions, false),
-          );
+          const res = await client.thread.get(threadId, { lastn: 1 }, requestOptions(callOptions));
           if (res.userId !== undefined && res.userId !== userId) {
             throw new BackendError('permanent', `zep thread ${threadId} belongs to another user`);
           }
@@ -341,7 +334,7 @@ export function createZepBackend(options: ZepBackendOptions): MemoryBackend {
             await client.thread.addMessages(
               threadId,
               { messages: chunk },
-              requestOptions(callOptions, true),
+              requestOptions(callOptions),
             );
           } catch (err: unknown) {
             if (isNotFound(err)) {
@@ -387,7 +380,7 @@ export function createZepBackend(options: ZepBackendOptions): MemoryBackend {
             const res = await client.thread.getUserContext(
               threadId,
               {},
-              requestOptions(callOptions, false),
+              requestOptions(callOptions),
             );
             return res.context ?? '';
           } catch (err: unknown) {
@@ -404,7 +397,7 @@ export function createZepBackend(options: ZepBackendOptions): MemoryBackend {
       const userId = zepUserId(user);
       await call('user.delete', async () => {
         try {
-          await client.user.delete(userId, requestOptions(callOptions, true));
+          await client.user.delete(userId, requestOptions(callOptions));
         } catch (err: unknown) {
           if (!isNotFound(err)) throw err;
         }

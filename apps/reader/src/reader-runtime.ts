@@ -1,0 +1,145 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import type { Config } from '@memfleet/config/load-config';
+import { createFlags } from '@memfleet/flags/flags';
+import { createAuthenticator } from '@memfleet/http/auth';
+import type { Logger } from '@memfleet/logger/create-logger';
+import { createBackendGate } from '@memfleet/memory/backend-gate';
+import { createMemoryBackend } from '@memfleet/memory/create-backend';
+import { createRegistry } from '@memfleet/metrics/create-registry';
+import { createFlagMetrics } from '@memfleet/metrics/flag-metrics';
+import { createReaderMetrics } from '@memfleet/metrics/reader-metrics';
+import { createOutbox } from '@memfleet/outbox/outbox';
+import { createReaderApp } from './create-reader-app.ts';
+import { createContextReader } from './read-context.ts';
+
+/** A running reader: its HTTP server and how to stop it. */
+export interface ReaderRuntime {
+  server: Server;
+  port: number;
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Wires the reader to Redis and the backend and starts listening (main.ts and tests). */
+export async function startReader(config: Config, logger: Logger): Promise<ReaderRuntime> {
+  const budgetMs = config.readBudgetMs;
+  // Every Redis call of a read must fit its budget: no offline queue, a per-command timeout.
+  const redis = new Redis(config.redisUrl, {
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+    commandTimeout: Math.max(20, Math.floor(budgetMs / 2)),
+    lazyConnect: true,
+  });
+  redis.on('error', (err) => logger.warn('redis error', { err }));
+  await redis.connect();
+  // Only the postgres backend uses it; the pool connects on first query.
+  const pool = new pg.Pool({
+    connectionString: config.databaseUrl,
+    max: 10,
+    connectionTimeoutMillis: budgetMs,
+    statement_timeout: budgetMs,
+  });
+  pool.on('error', (err) => logger.warn('idle postgres client failed', { err }));
+
+  const registry = createRegistry('reader');
+  const metrics = createReaderMetrics(registry);
+  const backend = createMemoryBackend(config, { pool, timeoutMs: budgetMs });
+  const gate = createBackendGate(redis, {
+    prefix: config.redisKeyPrefix,
+    backend: backend.name,
+    settings: {
+      failureThreshold: config.worker.breakerFailures,
+      windowMs: config.worker.breakerWindowMs,
+      cooldownMs: config.worker.breakerCooldownMs,
+      authRetryMs: config.worker.authRetryMs,
+      rateLimitDefaultMs: config.worker.rateLimitDefaultMs,
+      probeTtlMs: config.worker.backendTimeoutMs + 1000,
+    },
+  });
+  const readGate = createBackendGate(redis, {
+    prefix: config.redisKeyPrefix,
+    backend: `${backend.name}:read`,
+    settings: {
+      failureThreshold: config.reader.breakerFailures,
+      windowMs: config.worker.breakerWindowMs,
+      cooldownMs: config.reader.breakerCooldownMs,
+      authRetryMs: config.reader.breakerCooldownMs,
+      rateLimitDefaultMs: config.worker.rateLimitDefaultMs,
+      probeTtlMs: budgetMs * 2,
+    },
+  });
+  const flags = createFlags(redis, {
+    prefix: config.redisKeyPrefix,
+    defaults: { mode: config.memoryMode, canaryPercent: config.readCanaryPercent },
+    refreshMs: config.flags.refreshMs,
+    downgradeMs: config.flags.downgradeMs,
+    downgradeAuthFailures: config.flags.downgradeAuthFailures,
+    metrics: createFlagMetrics(registry),
+    logger,
+  });
+  await flags.start();
+  const outbox = createOutbox(redis, {
+    prefix: config.redisKeyPrefix,
+    dedupeWindowS: config.messages.dedupeWindowS,
+    recentMessages: config.reader.fallbackMessages,
+  });
+
+  const app = createReaderApp({
+    auth: createAuthenticator(config.apiKeys, config.adminKey),
+    readContext: createContextReader({
+      backend,
+      gate,
+      readGate,
+      flags,
+      outbox,
+      cache: redis,
+      metrics,
+      logger,
+      settings: {
+        prefix: config.redisKeyPrefix,
+        budgetMs,
+        cacheTtlMs: config.reader.cacheTtlMs,
+        fallbackMessages: config.reader.fallbackMessages,
+      },
+    }),
+    checkReady: async () => {
+      await redis.ping();
+    },
+    registry,
+    metrics,
+    logger,
+  });
+
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = app.listen(config.reader.port, config.reader.host, (err?: Error) => {
+      if (err) reject(err);
+      else resolve(s);
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  const url = `http://${config.reader.host}:${port}`;
+  logger.info('reader listening', {
+    url,
+    pid: process.pid,
+    backend: backend.name,
+    budget_ms: budgetMs,
+  });
+
+  return {
+    server,
+    port,
+    url,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+      flags.stop();
+      await pool.end();
+      redis.disconnect();
+    },
+  };
+}
