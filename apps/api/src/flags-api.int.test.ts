@@ -5,6 +5,7 @@ import request from 'supertest';
 import { loadConfig } from '@memfleet/config/load-config';
 import { migrate } from '@memfleet/db/migrate';
 import { createFlags } from '@memfleet/flags/flags';
+import type { FlagsView } from '@memfleet/flags/flags-view';
 import { createLogger } from '@memfleet/logger/create-logger';
 import { createTestDatabase, testRedisUrl, uniquePrefix } from '@memfleet/testing/fixtures';
 import { startApi, type ApiRuntime } from './api-runtime.ts';
@@ -12,6 +13,10 @@ import { startApi, type ApiRuntime } from './api-runtime.ts';
 const ACME = 'acme-key-0123456789abcdef';
 const GLOBEX = 'globex-key-0123456789abcd';
 const ADMIN = 'admin-key-0123456789abcdef';
+
+const view = (res: request.Response): FlagsView => res.body as FlagsView;
+const errorOf = (res: request.Response) =>
+  (res.body as { error: { code: string; message: string } }).error;
 
 const envDefaults = {
   mode: 'write_only',
@@ -68,13 +73,13 @@ describe('admin flags API: GET/PUT /v1/admin/flags (real Redis)', () => {
   it('requires the admin key: none is 401, a tenant key 403', async () => {
     const none = await request(api.url).get('/v1/admin/flags');
     expect(none.status).to.equal(401);
-    expect(none.body.error.code).to.equal('unauthorized');
+    expect(errorOf(none).code).to.equal('unauthorized');
     expect((await request(api.url).put('/v1/admin/flags').send({ mode: 'off' })).status).to.equal(
       401,
     );
     const tenant = await get(ACME);
     expect(tenant.status).to.equal(403);
-    expect(tenant.body.error.code).to.equal('forbidden');
+    expect(errorOf(tenant).code).to.equal('forbidden');
     expect((await put({ mode: 'off' }, GLOBEX)).status).to.equal(403);
     expect((await get('not-a-key-at-all-0123')).status).to.equal(401);
     expect(await redis.keys(`${prefix}:flags*`)).to.deep.equal([]);
@@ -113,10 +118,10 @@ describe('admin flags API: GET/PUT /v1/admin/flags (real Redis)', () => {
     expect(other.forThread('acme', 't1').writes).to.equal(false);
 
     // Only what the body names changes.
-    expect((await put({ tenants: { globex: null } })).body.tenants).to.deep.equal({
+    expect(view(await put({ tenants: { globex: null } })).tenants).to.deep.equal({
       acme: { mode: 'off' },
     });
-    expect((await put({})).body.mode).to.equal('read_write');
+    expect(view(await put({})).mode).to.equal('read_write');
     const removed = await put({ mode: null, canary_percent: null, tenants: { acme: null } });
     expect(removed.body).to.deep.equal(envDefaults);
   });
@@ -130,12 +135,12 @@ describe('admin flags API: GET/PUT /v1/admin/flags (real Redis)', () => {
       downgradeAuthFailures: 1,
     });
     expect(await worker.recordAuthFailure()).to.equal(true);
-    const shown = await get();
-    expect(shown.body.downgrade.reason).to.equal('auth');
-    const until = Date.parse(shown.body.downgrade.until as string);
+    const shown = view(await get());
+    expect(shown.downgrade?.reason).to.equal('auth');
+    const until = Date.parse(shown.downgrade?.until ?? '');
     expect(until).to.be.within(Date.now() + 50_000, Date.now() + 60_000);
-    expect(new Date(until).toISOString()).to.equal(shown.body.downgrade.until);
-    expect(shown.body.source).to.equal('redis');
+    expect(new Date(until).toISOString()).to.equal(shown.downgrade?.until);
+    expect(shown.source).to.equal('redis');
     const metrics = await request(api.url).get('/metrics');
     expect(metrics.text).to.match(/^memfleet_read_downgraded\{[^}]*\} 1$/m);
     // The global mode in force is write_only; a downgrade does not make it more.
@@ -206,8 +211,8 @@ describe('admin flags API: GET/PUT /v1/admin/flags (real Redis)', () => {
       it(what, async () => {
         const res = await put(body);
         expect(res.status).to.equal(400);
-        expect(res.body.error.code).to.equal('invalid_request');
-        expect(res.body.error.message).to.match(message);
+        expect(errorOf(res).code).to.equal('invalid_request');
+        expect(errorOf(res).message).to.match(message);
         expect(await redis.keys(`${prefix}:flags*`)).to.deep.equal([]);
       });
     }
@@ -219,7 +224,7 @@ describe('admin flags API: GET/PUT /v1/admin/flags (real Redis)', () => {
         .set('content-type', 'application/json')
         .send('{"mode": ');
       expect(broken.status).to.equal(400);
-      expect(broken.body.error.message).to.match(/^body: not valid JSON/);
+      expect(errorOf(broken).message).to.match(/^body: not valid JSON/);
       const text = await request(api.url)
         .put('/v1/admin/flags')
         .set('authorization', `Bearer ${ADMIN}`)
