@@ -137,30 +137,32 @@ const emu = await startZepEmulator({ apiKeys: [ZEP_KEY] });
 const redis = new Redis(redisServer.url);
 const results: RunResult[] = [];
 try {
-  const prefix = '{bench}';
-  const outbox = createOutbox(redis, { prefix, recentMessages: 4 });
-  for (let t = 0; t < THREADS; t++) {
-    await outbox.append(
-      'bench',
-      `t${t}`,
-      `u-t${t}`,
-      Array.from({ length: 6 }, (_, n) => ({
-        clientMessageId: `t${t}-m${n}`,
-        body: JSON.stringify({
-          role: 'user',
-          content: `message ${n}`,
-          created_at: '',
-          metadata: {},
-        }),
-      })),
-      Date.now(),
-    );
+  /** The threads as the API records them: owner and last messages. */
+  async function seed(prefix: string): Promise<void> {
+    const outbox = createOutbox(redis, { prefix, recentMessages: 4 });
+    for (let t = 0; t < THREADS; t++) {
+      await outbox.append(
+        'bench',
+        `t${t}`,
+        `u-t${t}`,
+        Array.from({ length: 6 }, (_, n) => ({
+          clientMessageId: `t${t}-m${n}`,
+          body: JSON.stringify({
+            role: 'user',
+            content: `message ${n}`,
+            created_at: '',
+            metadata: {},
+          }),
+        })),
+        Date.now(),
+      );
+    }
   }
+
   // Every backend call hangs far beyond the budget.
   emu.inject({ kind: 'delay', ms: 60_000, times: Infinity, match: { method: 'GET' } });
   const env = {
     REDIS_URL: redisServer.url,
-    REDIS_KEY_PREFIX: prefix,
     DATABASE_URL: 'postgres://nobody@127.0.0.1:9/none',
     MEMFLEET_API_KEYS: `bench:${KEY}`,
     MEMFLEET_ADMIN_KEY: 'bench-admin-key-0123456789',
@@ -175,7 +177,10 @@ try {
     ['backend hanging on every call, read breaker on (default)', {}],
     ['backend hanging on every call, read breaker off', { READ_BREAKER_FAILURES: '10000' }],
   ] as const) {
-    const { proc, url } = await startReaderProcess({ ...env, ...extra });
+    // Each scenario starts clean: its own key prefix, so no breaker state carries over.
+    const prefix = `{bench-${results.length}}`;
+    await seed(prefix);
+    const { proc, url } = await startReaderProcess({ ...env, ...extra, REDIS_KEY_PREFIX: prefix });
     try {
       const result = await load(scenario, url);
       results.push(result);
