@@ -112,29 +112,27 @@ export function createContextReader(deps: ContextReaderDeps) {
     return { ...body, took_ms: tookMs };
   }
 
-  async function fallback(
+  const fallback = (
     budget: Budget,
-    tenant: string,
-    threadId: string,
     mode: MemoryMode,
     reason: FallbackReason,
-  ): Promise<ContextAnswer> {
-    let messages: AnswerMessage[] = [];
+    messages: AnswerMessage[],
+  ): ContextAnswer =>
+    answer(budget, { used: false, mode, source: 'fallback', reason, context: '', messages });
+
+  /** Resolves `'late'` if `promise` has not settled by the deadline; a rejection reads as `fallback`. */
+  async function within<T>(
+    budget: Budget,
+    promise: Promise<T>,
+    fallbackValue: T,
+    what: string,
+  ): Promise<T | 'late'> {
     try {
-      const recent = await Promise.race([
-        deps.outbox.recent(tenant, threadId, settings.fallbackMessages),
-        sleep(budget.deadline - now()),
-      ]);
-      if (recent !== 'late') {
-        messages = recent.flatMap((b) => {
-          const m = parseBody(b);
-          return m === undefined ? [] : [m];
-        });
-      }
+      return await Promise.race([promise, sleep(budget.deadline - now())]);
     } catch (err: unknown) {
-      deps.logger.warn('fallback read failed', { tenant, threadId, err: toError(err) });
+      deps.logger.warn(`${what} failed`, { err: toError(err) });
+      return fallbackValue;
     }
-    return answer(budget, { used: false, mode, source: 'fallback', reason, context: '', messages });
   }
 
   /** One backend call per thread and mode at a time; later identical reads join it. */
@@ -151,10 +149,13 @@ export function createContextReader(deps: ContextReaderDeps) {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), Math.max(0, deadline - now()));
     timer.unref();
-    const call = backend.getContext(thread, { signal: controller.signal }).finally(() => {
-      clearTimeout(timer);
-      inFlight.delete(key);
-    });
+    // The messages of the answer come from memfleet's own record; the backend gives the context.
+    const call = backend
+      .getContext(thread, { signal: controller.signal, messages: 0 })
+      .finally(() => {
+        clearTimeout(timer);
+        inFlight.delete(key);
+      });
     inFlight.set(key, call);
     return call;
   }
@@ -163,26 +164,10 @@ export function createContextReader(deps: ContextReaderDeps) {
     budget: Budget,
     thread: { tenant: string; threadId: string; userId: string },
     mode: MemoryMode,
+    key: string,
+    messages: AnswerMessage[],
   ): Promise<ContextAnswer> {
     const { tenant, threadId } = thread;
-    const key = cacheKey(tenant, threadId, mode);
-    if (settings.cacheTtlMs > 0) {
-      try {
-        const cached = await Promise.race([deps.cache.get(key), sleep(budget.deadline - now())]);
-        if (cached !== 'late' && cached !== null) {
-          const hit = JSON.parse(cached) as { context: string; messages: AnswerMessage[] };
-          return answer(budget, {
-            used: true,
-            mode,
-            source: 'cache',
-            context: hit.context,
-            messages: hit.messages,
-          });
-        }
-      } catch (err: unknown) {
-        deps.logger.warn('context cache read failed', { tenant, threadId, err: toError(err) });
-      }
-    }
     let permit: Awaited<ReturnType<typeof deps.readGate.acquire>>;
     try {
       permit = await deps.readGate.acquire();
@@ -190,7 +175,7 @@ export function createContextReader(deps: ContextReaderDeps) {
       deps.logger.warn('read breaker unreadable', { err: toError(err) });
       permit = { verdict: 'go', dirty: false };
     }
-    if (permit.verdict === 'wait') return fallback(budget, tenant, threadId, mode, 'breaker_open');
+    if (permit.verdict === 'wait') return fallback(budget, mode, 'breaker_open', messages);
     const probe = permit.verdict === 'probe';
     const report = (ok: boolean): void => {
       const done = ok
@@ -209,21 +194,21 @@ export function createContextReader(deps: ContextReaderDeps) {
     try {
       result = await Promise.race([call, sleep(backendDeadline - now())]);
     } catch (err: unknown) {
-      if (now() >= backendDeadline) {
+      // The call's own abort timer and the race's timer share the deadline; either may fire first.
+      if (now() >= backendDeadline - 5) {
         result = 'late';
       } else {
-        const e = toError(err);
         report(false);
         deps.metrics.backendReads.inc({ backend: backend.name, outcome: 'error' });
         if (err instanceof BackendError && err.kind === 'auth') {
           await deps.flags.recordAuthFailure().catch(() => undefined);
         }
-        deps.logger.warn('context read failed', { tenant, threadId, err: e });
-        return fallback(budget, tenant, threadId, mode, 'error');
+        deps.logger.warn('context read failed', { tenant, threadId, err: toError(err) });
+        return fallback(budget, mode, 'error', messages);
       }
     }
     if (result === 'late') {
-      // The shared call keeps its own timer and is cancelled at the same deadline.
+      // The shared call has its own timer and is cancelled at the same deadline.
       call.catch(() => undefined);
       report(false);
       metrics.backendReads.inc({ backend: backend.name, outcome: 'timeout' });
@@ -233,21 +218,14 @@ export function createContextReader(deps: ContextReaderDeps) {
         backend: backend.name,
         budget_ms: settings.budgetMs,
       });
-      return fallback(budget, tenant, threadId, mode, 'timeout');
+      return fallback(budget, mode, 'timeout', messages);
     }
     report(true);
     metrics.backendReads.inc({ backend: backend.name, outcome: 'ok' });
-    const messages: AnswerMessage[] = result.messages.map((m) => ({
-      role: m.role,
-      content: m.content,
-      created_at: m.createdAt,
-    }));
     if (settings.cacheTtlMs > 0) {
-      deps.cache
-        .set(key, JSON.stringify({ context: result.context, messages }), 'PX', settings.cacheTtlMs)
-        .catch((err: unknown) => {
-          deps.logger.warn('context cache write failed', { tenant, threadId, err: toError(err) });
-        });
+      deps.cache.set(key, result.context, 'PX', settings.cacheTtlMs).catch((err: unknown) => {
+        deps.logger.warn('context cache write failed', { tenant, threadId, err: toError(err) });
+      });
     }
     return answer(budget, {
       used: true,
@@ -265,21 +243,55 @@ export function createContextReader(deps: ContextReaderDeps) {
   ): Promise<ContextAnswer | undefined> {
     const startedAt = now();
     const budget: Budget = { startedAt, deadline: startedAt + settings.budgetMs };
-    const owner = await deps.outbox.threadOwner(tenant, threadId);
-    if (owner === undefined || owner !== userId) return undefined;
-
     const flags = deps.flags.forThread(tenant, threadId);
+    const key = cacheKey(tenant, threadId, flags.mode);
+    const useBackend = flags.reads;
+    // Independent lookups go out together (one round trip with auto-pipelining); nothing is
+    // shown before the owner check below.
+    const [owner, recent, gate, cached] = await Promise.all([
+      deps.outbox.threadOwner(tenant, threadId),
+      within(
+        budget,
+        deps.outbox.recent(tenant, threadId, settings.fallbackMessages),
+        [],
+        'fallback read',
+      ),
+      useBackend ? within(budget, deps.gate.state(), undefined, 'backend gate read') : undefined,
+      useBackend && settings.cacheTtlMs > 0
+        ? within(budget, deps.cache.get(key), null, 'context cache read')
+        : null,
+    ]);
+    if (owner === undefined || owner !== userId) return undefined;
+    const messages =
+      recent === 'late'
+        ? []
+        : recent.flatMap((b) => {
+            const m = parseBody(b);
+            return m === undefined ? [] : [m];
+          });
+
     if (!flags.reads) {
-      return fallback(budget, tenant, threadId, flags.mode, flags.readBlockedBy ?? 'mode_off');
+      return fallback(budget, flags.mode, flags.readBlockedBy ?? 'mode_off', messages);
     }
-    try {
-      const gate = await deps.gate.state();
-      if (gate.breaker === 2 || gate.rateLimitedForMs > 0) {
-        return await fallback(budget, tenant, threadId, flags.mode, 'breaker_open');
-      }
-    } catch (err: unknown) {
-      deps.logger.warn('backend gate unreadable', { err: toError(err) });
+    if (
+      gate !== undefined &&
+      gate !== 'late' &&
+      (gate.breaker === 2 || gate.rateLimitedForMs > 0)
+    ) {
+      return fallback(budget, flags.mode, 'breaker_open', messages);
     }
-    return fromBackend(budget, { tenant, threadId, userId }, flags.mode);
+    if (typeof cached === 'string') {
+      return answer(budget, {
+        used: true,
+        mode: flags.mode,
+        source: 'cache',
+        context: cached,
+        messages,
+      });
+    }
+    if (now() >= budget.deadline - FALLBACK_RESERVE_MS) {
+      return fallback(budget, flags.mode, 'timeout', messages);
+    }
+    return fromBackend(budget, { tenant, threadId, userId }, flags.mode, key, messages);
   };
 }

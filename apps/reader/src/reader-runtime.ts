@@ -31,6 +31,8 @@ export async function startReader(config: Config, logger: Logger): Promise<Reade
     maxRetriesPerRequest: 1,
     enableOfflineQueue: false,
     commandTimeout: Math.max(20, Math.floor(budgetMs / 2)),
+    // Concurrent reads' commands share round trips.
+    enableAutoPipelining: true,
     lazyConnect: true,
   });
   redis.on('error', (err) => logger.warn('redis error', { err }));

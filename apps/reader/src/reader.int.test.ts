@@ -113,12 +113,20 @@ describe('reader: context within the budget (Zep emulator, real Redis)', functio
     expect(first.status).to.equal(200);
     expect(first.body).to.include({ used: true, source: 'zep', mode: 'read_write' });
     expect(first.body.context).to.include('green tea');
+    // Messages come from memfleet's own record of the thread, the context from Zep.
     expect(first.body.messages.map((m) => m.content)).to.deep.equal([
-      'I drink green tea every morning',
+      'message three',
+      'message four',
+      'message five',
+      'message six',
     ]);
+    expect(
+      emu.requests.filter((r) => r.method === 'GET' && r.path === '/threads/acme:t1/messages'),
+    ).to.have.length(0);
     const second = await read();
     expect(second.body).to.include({ used: true, source: 'cache' });
     expect(second.body.context).to.equal(first.body.context);
+    expect(second.body.messages).to.deep.equal(first.body.messages);
     expect(contextCalls()).to.have.length(1);
   });
 

@@ -113,6 +113,9 @@ export function describeBackendContract(
         context = await backend.getContext(t1);
       }
       expect(context.context).to.include('I like tea');
+      const alone = await backend.getContext(t1, { messages: 0 });
+      expect(alone.context).to.include('I like tea');
+      expect(alone.messages).to.deep.equal([]);
       expect(context.messages.map((m) => m.clientMessageId)).to.deep.equal(['a', 'b']);
     });
 

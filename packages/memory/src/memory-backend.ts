@@ -44,6 +44,11 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
+/** Options of {@link MemoryBackend.getContext}. */
+export interface ContextOptions extends CallOptions {
+  messages?: number;
+}
+
 /**
  * The one interface every memory store implements. Writes are never deduplicated by the caller's
  * trust in the backend: `findWritten` lets the worker reconcile after an uncertain outcome.
@@ -74,8 +79,11 @@ export interface MemoryBackend {
     limit: number,
     options?: CallOptions,
   ): Promise<ContextMessage[]>;
-  /** Memory context for the thread. */
-  getContext(thread: ThreadRef, options?: CallOptions): Promise<MemoryContext>;
+  /**
+   * Memory context for the thread. `messages` caps the recent messages returned with it (default
+   * 20); 0 asks for the context alone, which spares a call where the store keeps them apart.
+   */
+  getContext(thread: ThreadRef, options?: ContextOptions): Promise<MemoryContext>;
   /** Erases the user with all their threads and messages. */
   eraseUser(user: UserRef, options?: CallOptions): Promise<void>;
 }

@@ -164,9 +164,10 @@ export function createPostgresBackend(
 
     async getContext(thread, callOptions) {
       const messages = await recentMessages(thread, contextMessages, callOptions);
+      const wanted = callOptions?.messages ?? contextMessages;
       return {
         context: messages.map((m) => `${m.role}: ${m.content}`).join('\n'),
-        messages,
+        messages: wanted <= 0 ? [] : messages.slice(-wanted),
       };
     },
 

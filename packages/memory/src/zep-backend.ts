@@ -374,6 +374,7 @@ export function createZepBackend(options: ZepBackendOptions): MemoryBackend {
 
     async getContext(thread, callOptions) {
       const threadId = checkThreadId(thread);
+      const wanted = callOptions?.messages ?? contextMessages;
       const [context, messages] = await Promise.all([
         call('thread.getUserContext', async () => {
           try {
@@ -388,7 +389,7 @@ export function createZepBackend(options: ZepBackendOptions): MemoryBackend {
             throw err;
           }
         }),
-        lastMessages(thread, contextMessages, callOptions),
+        wanted > 0 ? lastMessages(thread, wanted, callOptions) : Promise.resolve([]),
       ]);
       return { context, messages: messages.map(toContext) };
     },
