@@ -150,13 +150,21 @@ export function createContextReader(deps: ContextReaderDeps) {
     const timer = setTimeout(() => controller.abort(), Math.max(0, deadline - now()));
     timer.unref();
     // The messages of the answer come from memfleet's own record; the backend gives the context.
-    const call = backend
-      .getContext(thread, { signal: controller.signal, messages: 0 })
-      .finally(() => {
-        clearTimeout(timer);
-        inFlight.delete(key);
-      });
+    const call = backend.getContext(thread, { signal: controller.signal, messages: 0 });
     inFlight.set(key, call);
+    call.then(
+      () => {
+        clearTimeout(timer);
+        // Reads that looked in the cache before this answer was written there still join it.
+        setTimeout(() => {
+          if (inFlight.get(key) === call) inFlight.delete(key);
+        }, settings.budgetMs).unref();
+      },
+      () => {
+        clearTimeout(timer);
+        if (inFlight.get(key) === call) inFlight.delete(key);
+      },
+    );
     return call;
   }
 
