@@ -30,7 +30,8 @@ export interface DrainWorkerOptions {
 
 /**
  * The BullMQ worker of `thread.drain` jobs: parses the payload, drains the thread, and maps the
- * result: a held thread is retried after its lock expires without using an attempt; a paused
+ * result: a held thread is retried after its lock expires without using an attempt, a tenant
+ * whose writes are off after a while (its messages stay queued); a paused
  * backend pauses the queue fleet-wide; a thread left with messages (slice over, or shutting down)
  * is handed back to the queue at once.
  */
@@ -46,7 +47,8 @@ export function createDrainWorker(
       }
       const { tenant, threadId } = payload.data;
       const result = await options.drainThread(tenant, threadId);
-      if (result.outcome === 'locked') {
+      if (result.outcome === 'locked' || result.outcome === 'mode_off') {
+        // Waits without using an attempt: for the thread's lock, or for writes to be on again.
         await job.moveToDelayed(Date.now() + Math.max(50, result.retryInMs), token);
         throw new DelayedError();
       }

@@ -3,9 +3,12 @@ import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { createLedger } from '@memfleet/db/ledger';
+import { createFlags, type Flags } from '@memfleet/flags/flags';
 import { migrate } from '@memfleet/db/migrate';
 import { createLogger } from '@memfleet/logger/create-logger';
+import { BackendError } from '@memfleet/memory/backend-error';
 import { createBackendGate, type BackendGate } from '@memfleet/memory/backend-gate';
+import type { MemoryBackend } from '@memfleet/memory/memory-backend';
 import { createPostgresBackend } from '@memfleet/memory/postgres-backend';
 import { createRegistry } from '@memfleet/metrics/create-registry';
 import { createWorkerMetrics, type WorkerMetrics } from '@memfleet/metrics/worker-metrics';
@@ -13,7 +16,13 @@ import { createOutbox, type Outbox } from '@memfleet/outbox/outbox';
 import { createTestDatabase, testRedisUrl, uniquePrefix } from '@memfleet/testing/fixtures';
 import { createThreadDrainer, RetryableDrainError, type DrainDeps } from './drain-thread.ts';
 
-const settings = { maxAttempts: 3, lockTtlMs: 5000, sliceMs: 10_000, backendTimeoutMs: 2000 };
+const settings = {
+  maxAttempts: 3,
+  lockTtlMs: 5000,
+  sliceMs: 10_000,
+  backendTimeoutMs: 2000,
+  modeOffRetryMs: 200,
+};
 
 function bodyOf(content: string): string {
   return JSON.stringify({
@@ -32,12 +41,14 @@ describe('drainThread (real Redis and Postgres)', () => {
   let metrics: WorkerMetrics;
   let prefix: string;
   let gate: BackendGate;
+  let flags: Flags;
 
   const deps = (overrides: Partial<DrainDeps> = {}): DrainDeps => ({
     outbox,
     ledger: createLedger(pool),
     backend: createPostgresBackend(pool, { maxBatchSize: 4 }),
     gate,
+    flags,
     metrics,
     logger: createLogger({ service: 'test', stream: new PassThrough() }),
     isStopping: () => false,
@@ -71,6 +82,13 @@ describe('drainThread (real Redis and Postgres)', () => {
     prefix = uniquePrefix();
     outbox = createOutbox(redis, { prefix, dedupeWindowS: 600 });
     metrics = createWorkerMetrics(createRegistry('worker'));
+    flags = createFlags(redis, {
+      prefix,
+      defaults: { mode: 'read_write', canaryPercent: 100 },
+      refreshMs: 100,
+      downgradeMs: 60_000,
+      downgradeAuthFailures: 2,
+    });
     gate = createBackendGate(redis, {
       prefix,
       backend: 'postgres',
@@ -233,5 +251,62 @@ describe('drainThread (real Redis and Postgres)', () => {
     expect(await drain('acme', 't1')).to.deep.equal({ outcome: 'yielded', written: 0, dead: 0 });
     stopping = false;
     expect(await drain('acme', 't1')).to.deep.equal({ outcome: 'drained', written: 8, dead: 0 });
+  });
+  it('writes nothing while memory writes are off for the tenant, uses no attempt, and drains once they are back', async () => {
+    await post('t1', ['m1', 'm2']);
+    await flags.update({ tenants: { acme: { mode: 'off' } } });
+    const drain = createThreadDrainer(deps());
+    expect(await drain('acme', 't1')).to.deep.equal({ outcome: 'mode_off', retryInMs: 200 });
+    expect(await stored('t1')).to.deep.equal([]);
+    expect(await outbox.length('acme', 't1')).to.equal(2);
+    const status = await outbox.status('acme', 'm1');
+    expect(status?.status).to.equal('queued');
+    expect(status?.attempts).to.equal(0);
+    // The lock was not taken: another drain may look at once.
+    expect(await outbox.lockTtlMs('acme', 't1')).to.be.at.most(0);
+
+    await flags.update({ tenants: { acme: { mode: 'write_only' } } });
+    expect(await drain('acme', 't1')).to.deep.equal({ outcome: 'drained', written: 2, dead: 0 });
+    expect(await stored('t1')).to.deep.equal(['m1', 'm2']);
+  });
+
+  it('reports 401s to the flags, which downgrade reads after enough in a row; a good probe resets the count', async () => {
+    await post('t1', ['m1']);
+    const good = createPostgresBackend(pool, { maxBatchSize: 4 });
+    let rejecting = true;
+    // Every call is refused while `rejecting`, as with a revoked key.
+    const refused = () => Promise.reject(new BackendError('auth', 'answered 401', { status: 401 }));
+    const backend: MemoryBackend = {
+      ...good,
+      ensureUser: (...args) => (rejecting ? refused() : good.ensureUser(...args)),
+      ensureThread: (...args) => (rejecting ? refused() : good.ensureThread(...args)),
+      addMessages: (...args) => (rejecting ? refused() : good.addMessages(...args)),
+    };
+    const drain = createThreadDrainer(deps({ backend }));
+    const failures = () => redis.get(`${prefix}:flags:auth_failures`);
+
+    expect(await drain('acme', 't1')).to.include({ outcome: 'paused', reason: 'auth' });
+    expect(await failures()).to.equal('1');
+    expect(flags.snapshot().downgrade).to.equal(undefined);
+    // The gate holds writes for authRetryMs (1 s), then lets one probe through, which fails again.
+    const deadline = Date.now() + 10_000;
+    while (flags.snapshot().downgrade === undefined && Date.now() < deadline) {
+      expect(await drain('acme', 't1')).to.include({ outcome: 'paused', reason: 'auth' });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(flags.snapshot().downgrade?.reason).to.equal('auth');
+    expect(flags.forThread('acme', 't1')).to.include({ mode: 'write_only', writes: true });
+    expect(await failures()).to.equal('2');
+
+    rejecting = false;
+    const until = Date.now() + 10_000;
+    let result = await drain('acme', 't1');
+    while (result.outcome === 'paused' && Date.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      result = await drain('acme', 't1');
+    }
+    expect(result).to.deep.equal({ outcome: 'drained', written: 1, dead: 0 });
+    expect(await failures(), 'count reset by the good probe').to.equal(null);
+    expect(await stored('t1')).to.deep.equal(['m1']);
   });
 });

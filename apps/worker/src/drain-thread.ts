@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Ledger, LedgerEntry } from '@memfleet/db/ledger';
 import { toError } from '@memfleet/errors/to-error';
+import type { Flags } from '@memfleet/flags/flags';
 import { outboxMessageBody } from '@memfleet/jobs/outbox-message';
 import type { Logger } from '@memfleet/logger/create-logger';
 import { BackendError } from '@memfleet/memory/backend-error';
@@ -16,6 +17,8 @@ export interface DrainDeps {
   backend: MemoryBackend;
   /** The fleet's shared rate-limit pause, breaker and credential hold for this backend. */
   gate: BackendGate;
+  /** The live flags: a tenant in mode `off` is not written; auth outcomes feed the read downgrade. */
+  flags: Pick<Flags, 'forThread' | 'recordAuthFailure' | 'recordAuthSuccess'>;
   metrics: WorkerMetrics;
   logger: Pick<Logger, 'info' | 'warn' | 'error'>;
   /** Called when this worker saw the breaker close, so the queue can stop waiting at once. */
@@ -32,6 +35,8 @@ export interface DrainDeps {
     sliceMs: number;
     /** Timeout of each backend call. */
     backendTimeoutMs: number;
+    /** While writes are off for a tenant, its drains look again after this long (2 × FLAGS_REFRESH_MS). */
+    modeOffRetryMs: number;
   };
 }
 
@@ -40,6 +45,8 @@ export type DrainResult =
   | { outcome: 'drained'; written: number; dead: number }
   | { outcome: 'yielded'; written: number; dead: number }
   | { outcome: 'locked'; retryInMs: number }
+  /** Memory writes are off for the thread's tenant: nothing written, no attempt used. */
+  | { outcome: 'mode_off'; retryInMs: number }
   | { outcome: 'paused'; retryInMs: number; reason: PauseReason; written: number; dead: number };
 
 /**
@@ -117,11 +124,15 @@ export function createThreadDrainer(deps: DrainDeps) {
       metrics.backendRequests.inc({ backend: b, op, outcome: e.kind });
       if (e.kind === 'permanent') {
         // The backend answered: it is up, whatever it thought of the request.
-        if (probe && e.details.status !== undefined) await closed(await deps.gate.success());
+        if (probe && e.details.status !== undefined) await succeeded();
         throw e;
       }
       if (e.kind === 'rate_limited') metrics.rateLimited.inc({ backend: b });
-      if (e.kind === 'auth') metrics.authRejected.inc({ backend: b });
+      if (e.kind === 'auth') {
+        metrics.authRejected.inc({ backend: b });
+        // Counted fleet-wide; enough in a row downgrade reads (Flags logs and counts that).
+        await deps.flags.recordAuthFailure();
+      }
       const verdict = await deps.gate.failure(e.kind, probe, e.details.retryAfterMs);
       if (verdict.counted) throw e;
       if (verdict.opened) {
@@ -137,8 +148,14 @@ export function createThreadDrainer(deps: DrainDeps) {
     }
     end();
     metrics.backendRequests.inc({ backend: b, op, outcome: 'ok' });
-    if (probe || permit.dirty) await closed(await deps.gate.success());
+    if (probe || permit.dirty) await succeeded();
     return result;
+  }
+
+  /** The backend answered after trouble: the gate and the auth failure count start again. */
+  async function succeeded(): Promise<void> {
+    await deps.flags.recordAuthSuccess();
+    await closed(await deps.gate.success());
   }
 
   async function closed(didClose: boolean): Promise<void> {
@@ -165,7 +182,16 @@ export function createThreadDrainer(deps: DrainDeps) {
     }));
   }
 
+  const writesOff = (tenant: string, threadId: string): DrainResult | undefined => {
+    if (deps.flags.forThread(tenant, threadId).writes) return undefined;
+    metrics.drainsPaused.inc({ backend: b, reason: 'mode_off' });
+    return { outcome: 'mode_off', retryInMs: settings.modeOffRetryMs };
+  };
+
   return async function drainThread(tenant: string, threadId: string): Promise<DrainResult> {
+    // Mode off: the messages stay queued in the outbox, untouched, until writes are back on.
+    const off = writesOff(tenant, threadId);
+    if (off !== undefined) return off;
     const token = randomUUID();
     if (!(await outbox.acquireLock(tenant, threadId, token, settings.lockTtlMs))) {
       return { outcome: 'locked', retryInMs: await outbox.lockTtlMs(tenant, threadId) };
@@ -215,6 +241,8 @@ export function createThreadDrainer(deps: DrainDeps) {
     try {
       for (;;) {
         if (lockLost) throw new RetryableDrainError('thread lock lost', 1);
+        const turnedOff = writesOff(tenant, threadId);
+        if (turnedOff !== undefined) return turnedOff;
         if (deps.isStopping() || now() - started >= settings.sliceMs) {
           const left = await outbox.length(tenant, threadId);
           return left === 0

@@ -9,7 +9,7 @@ import { httpRequestJson } from '@memfleet/testing/http-request';
 /** Test support: a whole fleet (API and worker processes) on a fresh database and prefix. */
 
 export const KEY = 'acme-key-0123456789abcdef';
-const ADMIN = 'admin-key-0123456789abcdef';
+export const ADMIN = 'admin-key-0123456789abcdef';
 const WORKER_MAIN = 'apps/worker/src/main.ts';
 const API_MAIN = 'apps/api/src/main.ts';
 
@@ -91,6 +91,21 @@ export class Fleet {
       headers: { authorization: `Bearer ${KEY}` },
     });
     return res.json as { status?: string; error?: string; attempts?: number };
+  }
+
+  /** `GET /v1/admin/flags`, or `PUT` with `body`, as the admin. */
+  async adminFlags(body?: object): Promise<{ status: number; body: unknown }> {
+    const res = await httpRequestJson(`${this.apiUrl}/v1/admin/flags`, {
+      method: body === undefined ? 'GET' : 'PUT',
+      headers: { authorization: `Bearer ${ADMIN}` },
+      ...(body === undefined ? {} : { body }),
+    });
+    return { status: res.status, body: res.json };
+  }
+
+  /** The Prometheus text of the API. */
+  async apiMetricsText(): Promise<string> {
+    return (await httpRequestJson(`${this.apiUrl}/metrics`)).text;
   }
 
   /** The Prometheus text of a worker. */

@@ -3,11 +3,13 @@ import pg from 'pg';
 import type { Config } from '@memfleet/config/load-config';
 import { createLedger } from '@memfleet/db/ledger';
 import { toError } from '@memfleet/errors/to-error';
+import { createFlags } from '@memfleet/flags/flags';
 import { createDrainQueue } from '@memfleet/jobs/thread-drain';
 import type { Logger } from '@memfleet/logger/create-logger';
 import { createBackendGate } from '@memfleet/memory/backend-gate';
 import { createMemoryBackend } from '@memfleet/memory/create-backend';
 import { createRegistry } from '@memfleet/metrics/create-registry';
+import { createFlagMetrics } from '@memfleet/metrics/flag-metrics';
 import { startMetricsServer } from '@memfleet/metrics/metrics-server';
 import { createWorkerMetrics, registerGateMetrics } from '@memfleet/metrics/worker-metrics';
 import { createOutbox } from '@memfleet/outbox/outbox';
@@ -78,12 +80,22 @@ export async function startWorker(config: Config, logger: Logger): Promise<Worke
     };
   });
 
+  const flags = createFlags(redis, {
+    prefix: config.redisKeyPrefix,
+    defaults: { mode: config.memoryMode, canaryPercent: config.readCanaryPercent },
+    ...config.flags,
+    metrics: createFlagMetrics(registry),
+    logger,
+  });
+  await flags.start();
+
   let stopping = false;
   const drainThread = createThreadDrainer({
     outbox,
     ledger: createLedger(pool),
     backend,
     gate,
+    flags,
     async onGateClosed() {
       if ((await gate.state()).rateLimitedForMs === 0) await queue.removeRateLimitKey();
     },
@@ -95,6 +107,7 @@ export async function startWorker(config: Config, logger: Logger): Promise<Worke
       lockTtlMs: w.lockDurationMs,
       sliceMs: w.drainSliceMs,
       backendTimeoutMs: w.backendTimeoutMs,
+      modeOffRetryMs: 2 * config.flags.refreshMs,
     },
   });
   const worker = createDrainWorker({
@@ -164,6 +177,7 @@ export async function startWorker(config: Config, logger: Logger): Promise<Worke
         await sweeper.stop();
         await worker.close();
         await running;
+        flags.stop();
         await queue.close();
         await server.close();
         await pool.end();

@@ -409,4 +409,136 @@ describe('fleet on Zep: the real SDK against the Zep v3 emulator', function () {
       expect(skipped, 'messages the survivor found already in Zep').to.be.above(0);
     });
   });
+  describe('live flags (API + 2 workers)', () => {
+    const fleet = new Fleet();
+    let emu: ZepEmulator;
+    before(async () => {
+      emu = await startZepEmulator({ apiKeys: [ZEP_KEY] });
+      await fleet.start(
+        zepEnv(emu, {
+          WORKER_AUTH_RETRY_MS: '300',
+          FLAGS_DOWNGRADE_AUTH_FAILURES: '3',
+          FLAGS_DOWNGRADE_MS: '60000',
+        }),
+        2,
+      );
+    });
+    afterEach(async () => {
+      emu.setApiKeys([ZEP_KEY]);
+      expect((await fleet.adminFlags({ mode: null, downgrade: null })).status).to.equal(200);
+    });
+    after(async () => {
+      await fleet.stop();
+      await emu.close();
+    });
+
+    /** Prometheus text of every process: the API first, then the workers. */
+    const everyProcess = async () => [await fleet.apiMetricsText(), ...(await fleetMetrics(fleet))];
+    const modeIs = (mode: string) =>
+      new RegExp(`^memfleet_memory_mode\\{mode="${mode}",[^}]*\\} 1$`, 'm');
+
+    it('a PUT of mode off reaches the API and every worker within 2 s', async () => {
+      for (const text of await everyProcess()) expect(text).to.match(modeIs('read_write'));
+      const t0 = Date.now();
+      const res = await fleet.adminFlags({ mode: 'off' });
+      expect(res.status).to.equal(200);
+      expect(res.body).to.deep.include({ mode: 'off', source: 'redis' });
+      const seen: number[] = [];
+      const texts = [
+        () => fleet.apiMetricsText(),
+        ...fleet.workers.map((w) => () => fleet.metricsText(w)),
+      ];
+      await Promise.all(
+        texts.map(async (text, i) => {
+          await waitFor(
+            `process ${i} to report mode off`,
+            async () => modeIs('off').test(await text()),
+            10_000,
+          );
+          seen[i] = Date.now() - t0;
+        }),
+      );
+      const slowest = Math.max(...seen);
+      console.log(`      mode off seen by api, worker-0, worker-1 after ${seen.join(', ')} ms`);
+      expect(slowest, 'propagation to the slowest process').to.be.at.most(2000);
+    });
+
+    it('with mode off, messages stay queued and nothing reaches Zep; after mode null all are written once, in order', async () => {
+      await fleet.adminFlags({ mode: 'off' });
+      await waitFor(
+        'every worker to be in mode off',
+        async () => (await fleetMetrics(fleet)).every((t) => modeIs('off').test(t)),
+        10_000,
+      );
+      const expected = await fleet.postThreads('off', 3, 5);
+      const ids = [...expected.values()].flat();
+      const inZepNow = () => [...expected.keys()].flatMap((t) => inZep(emu, t));
+      // The drains ran and handed their threads back, rather than not running at all.
+      await waitFor(
+        'drains held for mode off',
+        async () =>
+          sumMetric(
+            await fleetMetrics(fleet),
+            /^memfleet_drains_paused_total\{[^}]*reason="mode_off"[^}]*\} (\d+)/,
+          ) >= 3,
+        10_000,
+      );
+      const heldFrom = Date.now();
+      // For 3 s (more than one retry of each held drain), nothing is written and nothing is lost.
+      await waitFor(
+        'three seconds of mode off',
+        async () => {
+          expect(inZepNow()).to.deep.equal([]);
+          expect(await fleet.ledgerCount('written', 'off-')).to.equal(0);
+          return Date.now() - heldFrom >= 3000;
+        },
+        10_000,
+      );
+      for (const id of ids) {
+        const status = await fleet.statusOf(id);
+        expect(status.status, id).to.equal('queued');
+        expect(status.attempts ?? 0, id).to.equal(0);
+      }
+
+      expect((await fleet.adminFlags({ mode: null })).body).to.deep.include({ mode: 'read_write' });
+      await writtenAll(fleet, 'off-', ids.length, 30_000);
+      await expectExactlyOnce(fleet, emu, expected);
+      for (const id of ids) expect((await fleet.statusOf(id)).attempts, id).to.equal(1);
+    });
+
+    it('sustained 401s downgrade reads fleet-wide; the restored key drains every message once', async () => {
+      const downgrades = /^memfleet_read_downgrades_total\{[^}]*reason="auth"[^}]*\} (\d+)/;
+      const before = sumMetric(await fleetMetrics(fleet), downgrades);
+      emu.setApiKeys(['other']);
+      const expected = await fleet.postThreads('down', 2, 5);
+      await waitFor(
+        'the read downgrade',
+        async () => {
+          const view = (await fleet.adminFlags()).body as { downgrade: { reason: string } | null };
+          return view.downgrade?.reason === 'auth';
+        },
+        30_000,
+      );
+      const view = (await fleet.adminFlags()).body as { downgrade: { until: string } };
+      expect(Date.parse(view.downgrade.until) - Date.now()).to.be.within(30_000, 60_000);
+      const texts = await fleetMetrics(fleet);
+      expect(sumMetric(texts, downgrades) - before, 'downgrades started').to.be.at.least(1);
+      await waitFor(
+        'every process to report the downgrade',
+        async () =>
+          (await everyProcess()).every(
+            (t) => /^memfleet_read_downgraded\{[^}]*\} 1$/m.test(t) && modeIs('write_only').test(t),
+          ),
+        10_000,
+      );
+      expect(await fleet.ledgerCount('written', 'down-')).to.equal(0);
+      expect(await fleet.ledgerCount('dead', 'down-')).to.equal(0);
+
+      emu.setApiKeys([ZEP_KEY]);
+      await writtenAll(fleet, 'down-', 10, 30_000);
+      await expectExactlyOnce(fleet, emu, expected);
+      // The good probe reset the fleet's count of failures.
+      expect(await fleet.redis.get(`${fleet.prefix}:flags:auth_failures`)).to.equal(null);
+    });
+  });
 });
