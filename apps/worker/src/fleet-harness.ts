@@ -12,6 +12,7 @@ export const KEY = 'acme-key-0123456789abcdef';
 export const ADMIN = 'admin-key-0123456789abcdef';
 const WORKER_MAIN = 'apps/worker/src/main.ts';
 const API_MAIN = 'apps/api/src/main.ts';
+const READER_MAIN = 'apps/reader/src/main.ts';
 
 /** Polls `check` every 50 ms until it holds, failing after `timeoutMs`. */
 export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number) {
@@ -31,6 +32,8 @@ export class Fleet {
   api!: AppProcess;
   apiUrl = '';
   workers: AppProcess[] = [];
+  reader: AppProcess | undefined;
+  readerUrl = '';
   pg!: pg.Client;
   redis!: Redis;
   db!: { url: string; drop(): Promise<void> };
@@ -64,6 +67,23 @@ export class Fleet {
     this.workers.push(proc);
     await proc.waitForLine(/"message":"worker ready"/, 30_000);
     return proc;
+  }
+
+  /** Starts the read service beside the fleet. */
+  async addReader(env: Record<string, string> = {}): Promise<AppProcess> {
+    const proc = startAppProcess(READER_MAIN, {
+      name: 'reader',
+      env: { ...this.env, READER_PORT: '0', ...env },
+    });
+    this.reader = proc;
+    const listening = await proc.waitForLine(/"message":"reader listening"/, 30_000);
+    this.readerUrl = (JSON.parse(listening) as { url: string }).url;
+    return proc;
+  }
+
+  /** The Prometheus text of the reader. */
+  async readerMetricsText(): Promise<string> {
+    return (await httpRequestJson(`${this.readerUrl}/metrics`)).text;
   }
 
   metricsPort(proc: AppProcess): number {
@@ -183,6 +203,7 @@ export class Fleet {
 
   async stop(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.stop(15_000)));
+    await this.reader?.stop(15_000);
     await this.api.stop(15_000);
     const keys = await this.redis.keys(`${this.prefix}*`);
     if (keys.length > 0) await this.redis.del(...keys);

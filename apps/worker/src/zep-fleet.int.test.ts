@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { startZepEmulator, type ZepEmulator } from '@memfleet/testing/zep-emulator';
-import { Fleet, waitFor } from './fleet-harness.ts';
+import { httpRequestJson } from '@memfleet/testing/http-request';
+import { Fleet, KEY, waitFor } from './fleet-harness.ts';
 
 const ZEP_KEY = 'zep-fleet-key';
 
@@ -365,8 +366,13 @@ describe('fleet on Zep: the real SDK against the Zep v3 emulator', function () {
       }
       await writtenAll(fleet, 'outage-', sent, 120_000);
       await expectExactlyOnce(fleet, emu, expected);
+      // The breaker closed again after the outage. (Its state at the very end may read half-open:
+      // calls that timed out in the catch-up burst can reopen it, and with nothing left to write
+      // no probe comes to close it.)
       const texts = await fleetMetrics(fleet);
-      expect(sumMetric(texts, /^memfleet_breaker_state\{[^}]*\} (\d+)/)).to.equal(0);
+      expect(
+        sumMetric(texts, /^memfleet_breaker_transitions_total\{[^}]*to="closed"[^}]*\} (\d+)/),
+      ).to.be.above(0);
     });
   });
 
@@ -409,7 +415,7 @@ describe('fleet on Zep: the real SDK against the Zep v3 emulator', function () {
       expect(skipped, 'messages the survivor found already in Zep').to.be.above(0);
     });
   });
-  describe('live flags (API + 2 workers)', () => {
+  describe('live flags (API, reader, 2 workers)', () => {
     const fleet = new Fleet();
     let emu: ZepEmulator;
     before(async () => {
@@ -422,6 +428,7 @@ describe('fleet on Zep: the real SDK against the Zep v3 emulator', function () {
         }),
         2,
       );
+      await fleet.addReader();
     });
     afterEach(async () => {
       emu.setApiKeys([ZEP_KEY]);
@@ -437,7 +444,7 @@ describe('fleet on Zep: the real SDK against the Zep v3 emulator', function () {
     const modeIs = (mode: string) =>
       new RegExp(`^memfleet_memory_mode\\{mode="${mode}",[^}]*\\} 1$`, 'm');
 
-    it('a PUT of mode off reaches the API and every worker within 2 s', async () => {
+    it('a PUT of mode off reaches the API, the reader and every worker within 2 s', async () => {
       for (const text of await everyProcess()) expect(text).to.match(modeIs('read_write'));
       const t0 = Date.now();
       const res = await fleet.adminFlags({ mode: 'off' });
@@ -446,6 +453,7 @@ describe('fleet on Zep: the real SDK against the Zep v3 emulator', function () {
       const seen: number[] = [];
       const texts = [
         () => fleet.apiMetricsText(),
+        () => fleet.readerMetricsText(),
         ...fleet.workers.map((w) => () => fleet.metricsText(w)),
       ];
       await Promise.all(
@@ -459,7 +467,9 @@ describe('fleet on Zep: the real SDK against the Zep v3 emulator', function () {
         }),
       );
       const slowest = Math.max(...seen);
-      console.log(`      mode off seen by api, worker-0, worker-1 after ${seen.join(', ')} ms`);
+      console.log(
+        `      mode off seen by api, reader, worker-0, worker-1 after ${seen.join(', ')} ms`,
+      );
       expect(slowest, 'propagation to the slowest process').to.be.at.most(2000);
     });
 
@@ -533,6 +543,18 @@ describe('fleet on Zep: the real SDK against the Zep v3 emulator', function () {
       );
       expect(await fleet.ledgerCount('written', 'down-')).to.equal(0);
       expect(await fleet.ledgerCount('dead', 'down-')).to.equal(0);
+      // The reader answers from memfleet's own record, without memory, and says why.
+      const read = await httpRequestJson(
+        `${fleet.readerUrl}/v1/threads/down-0/context?user_id=user-of-down-0`,
+        { headers: { authorization: `Bearer ${KEY}` } },
+      );
+      expect(read.json).to.deep.include({
+        used: false,
+        mode: 'write_only',
+        source: 'fallback',
+        reason: 'mode_off',
+      });
+      expect((read.json as { messages: unknown[] }).messages).to.have.length(4);
 
       emu.setApiKeys([ZEP_KEY]);
       await writtenAll(fleet, 'down-', 10, 30_000);
