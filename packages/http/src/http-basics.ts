@@ -45,7 +45,9 @@ export function isDependencyFailure(e: Error): boolean {
   return (
     (typeof code === 'string' && (DEPENDENCY_CODES.has(code) || /^(08|57P)/.test(code))) ||
     e.name === 'MaxRetriesPerRequestError' ||
-    /Connection is closed|Stream isn't writeable|Connection terminated|Command timed out/.test(e.message)
+    /Connection is closed|Stream isn't writeable|Connection terminated|Command timed out/.test(
+      e.message,
+    )
   );
 }
 
