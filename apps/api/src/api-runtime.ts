@@ -1,19 +1,18 @@
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import type { Config } from '@memfleet/config/load-config';
 import { createLedger } from '@memfleet/db/ledger';
-import { createFlags } from '@memfleet/flags/flags';
+import { startFlags } from '@memfleet/flags/start-flags';
 import { createDrainQueue } from '@memfleet/jobs/thread-drain';
 import type { Logger } from '@memfleet/logger/create-logger';
 import { createApiMetrics } from '@memfleet/metrics/api-metrics';
 import { createRegistry } from '@memfleet/metrics/create-registry';
-import { createFlagMetrics } from '@memfleet/metrics/flag-metrics';
 import { createOutbox } from '@memfleet/outbox/outbox';
 import type { RedactOptions } from '@memfleet/redaction/redact';
 import { createMessageIntake } from './accept-messages.ts';
 import { createAuthenticator } from '@memfleet/http/auth';
+import { listen } from '@memfleet/http/http-basics';
 import { createApp } from './create-app.ts';
 import { createDashboard } from './dashboard.ts';
 import { createStatusLookup } from './message-status.ts';
@@ -55,14 +54,7 @@ export async function startApi(config: Config, logger: Logger): Promise<ApiRunti
     maxMessageAttempts: config.worker.maxAttempts,
   });
   queue.on('error', (err) => logger.warn('queue error', { err }));
-  const flags = createFlags(redis, {
-    prefix: config.redisKeyPrefix,
-    defaults: { mode: config.memoryMode, canaryPercent: config.readCanaryPercent },
-    ...config.flags,
-    metrics: createFlagMetrics(registry),
-    logger,
-  });
-  await flags.start();
+  const flags = await startFlags(redis, config, { registry, logger });
 
   const app = createApp({
     auth: createAuthenticator(config.apiKeys, config.adminKey),
@@ -88,14 +80,8 @@ export async function startApi(config: Config, logger: Logger): Promise<ApiRunti
     contentMaxChars: config.messages.contentMaxChars,
   });
 
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(config.api.port, config.api.host, (err?: Error) => {
-      if (err) reject(err);
-      else resolve(s);
-    });
-  });
-  const { port } = server.address() as AddressInfo;
-  const url = `http://${config.api.host}:${port}`;
+  const http = await listen(app, config.api.port, config.api.host);
+  const { server, port, url } = http;
   logger.info('api listening', { url, pid: process.pid });
 
   return {
@@ -103,10 +89,7 @@ export async function startApi(config: Config, logger: Logger): Promise<ApiRunti
     port,
     url,
     async close() {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      });
+      await http.close();
       flags.stop();
       await queue.close();
       await pool.end();

@@ -13,6 +13,7 @@ import {
   isDependencyFailure,
   notFound,
   requestContext,
+  serveBasics,
 } from '@memfleet/http/http-basics';
 import { HttpError } from '@memfleet/http/http-error';
 import { parseId } from '@memfleet/http/ids';
@@ -53,22 +54,7 @@ export function createApp(deps: AppDeps): Express {
 
   app.use(requestContext(deps.metrics.httpDuration, deps.logger));
 
-  app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
-  });
-  app.get('/readyz', async (_req, res) => {
-    try {
-      await deps.checkReady();
-      res.json({ ready: true });
-    } catch (err: unknown) {
-      res.status(503).json({
-        error: { code: 'not_ready', message: toError(err).message },
-      });
-    }
-  });
-  app.get('/metrics', async (_req, res) => {
-    res.type(deps.registry.contentType).send(await deps.registry.metrics());
-  });
+  serveBasics(app, deps);
 
   const json = express.json({ limit: deps.bodyLimitBytes, type: () => true });
   const jsonOnly: RequestHandler = (req, _res, next) => {

@@ -1,8 +1,7 @@
 import express, { type Express } from 'express';
 import type { Registry } from 'prom-client';
-import { toError } from '@memfleet/errors/to-error';
 import { principalOf, requireTenant, type Authenticator } from '@memfleet/http/auth';
-import { errorHandler, notFound, requestContext } from '@memfleet/http/http-basics';
+import { errorHandler, notFound, requestContext, serveBasics } from '@memfleet/http/http-basics';
 import { HttpError } from '@memfleet/http/http-error';
 import { parseId } from '@memfleet/http/ids';
 import type { Logger } from '@memfleet/logger/create-logger';
@@ -30,20 +29,7 @@ export function createReaderApp(deps: ReaderAppDeps): Express {
   app.set('query parser', 'simple');
   app.use(requestContext(deps.metrics.httpDuration, deps.logger));
 
-  app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
-  });
-  app.get('/readyz', async (_req, res) => {
-    try {
-      await deps.checkReady();
-      res.json({ ready: true });
-    } catch (err: unknown) {
-      res.status(503).json({ error: { code: 'not_ready', message: toError(err).message } });
-    }
-  });
-  app.get('/metrics', async (_req, res) => {
-    res.type(deps.registry.contentType).send(await deps.registry.metrics());
-  });
+  serveBasics(app, deps);
 
   app.get('/v1/threads/:thread_id/context', requireTenant(deps.auth), async (req, res) => {
     const threadId = parseId(req.params.thread_id, 'thread_id');

@@ -1,15 +1,14 @@
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import type { Config } from '@memfleet/config/load-config';
-import { createFlags } from '@memfleet/flags/flags';
+import { startFlags } from '@memfleet/flags/start-flags';
 import { createAuthenticator } from '@memfleet/http/auth';
+import { listen } from '@memfleet/http/http-basics';
 import type { Logger } from '@memfleet/logger/create-logger';
 import { createBackendGate } from '@memfleet/memory/backend-gate';
-import { createMemoryBackend } from '@memfleet/memory/create-backend';
+import { createMemoryBackend, gateSettings } from '@memfleet/memory/create-backend';
 import { createRegistry } from '@memfleet/metrics/create-registry';
-import { createFlagMetrics } from '@memfleet/metrics/flag-metrics';
 import { createReaderMetrics } from '@memfleet/metrics/reader-metrics';
 import { createOutbox } from '@memfleet/outbox/outbox';
 import { createReaderApp } from './create-reader-app.ts';
@@ -52,14 +51,7 @@ export async function startReader(config: Config, logger: Logger): Promise<Reade
   const gate = createBackendGate(redis, {
     prefix: config.redisKeyPrefix,
     backend: backend.name,
-    settings: {
-      failureThreshold: config.worker.breakerFailures,
-      windowMs: config.worker.breakerWindowMs,
-      cooldownMs: config.worker.breakerCooldownMs,
-      authRetryMs: config.worker.authRetryMs,
-      rateLimitDefaultMs: config.worker.rateLimitDefaultMs,
-      probeTtlMs: config.worker.backendTimeoutMs + 1000,
-    },
+    settings: gateSettings(config),
   });
   const readGate = createBackendGate(redis, {
     prefix: config.redisKeyPrefix,
@@ -73,16 +65,7 @@ export async function startReader(config: Config, logger: Logger): Promise<Reade
       probeTtlMs: budgetMs * 2,
     },
   });
-  const flags = createFlags(redis, {
-    prefix: config.redisKeyPrefix,
-    defaults: { mode: config.memoryMode, canaryPercent: config.readCanaryPercent },
-    refreshMs: config.flags.refreshMs,
-    downgradeMs: config.flags.downgradeMs,
-    downgradeAuthFailures: config.flags.downgradeAuthFailures,
-    metrics: createFlagMetrics(registry),
-    logger,
-  });
-  await flags.start();
+  const flags = await startFlags(redis, config, { registry, logger });
   const outbox = createOutbox(redis, {
     prefix: config.redisKeyPrefix,
     dedupeWindowS: config.messages.dedupeWindowS,
@@ -115,14 +98,8 @@ export async function startReader(config: Config, logger: Logger): Promise<Reade
     logger,
   });
 
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(config.reader.port, config.reader.host, (err?: Error) => {
-      if (err) reject(err);
-      else resolve(s);
-    });
-  });
-  const { port } = server.address() as AddressInfo;
-  const url = `http://${config.reader.host}:${port}`;
+  const http = await listen(app, config.reader.port, config.reader.host);
+  const { server, port, url } = http;
   logger.info('reader listening', {
     url,
     pid: process.pid,
@@ -135,10 +112,7 @@ export async function startReader(config: Config, logger: Logger): Promise<Reade
     port,
     url,
     async close() {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      });
+      await http.close();
       flags.stop();
       await pool.end();
       redis.disconnect();

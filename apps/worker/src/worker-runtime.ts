@@ -3,13 +3,12 @@ import pg from 'pg';
 import type { Config } from '@memfleet/config/load-config';
 import { createLedger } from '@memfleet/db/ledger';
 import { toError } from '@memfleet/errors/to-error';
-import { createFlags } from '@memfleet/flags/flags';
+import { startFlags } from '@memfleet/flags/start-flags';
 import { createDrainQueue } from '@memfleet/jobs/thread-drain';
 import type { Logger } from '@memfleet/logger/create-logger';
 import { createBackendGate } from '@memfleet/memory/backend-gate';
-import { createMemoryBackend } from '@memfleet/memory/create-backend';
+import { createMemoryBackend, gateSettings } from '@memfleet/memory/create-backend';
 import { createRegistry } from '@memfleet/metrics/create-registry';
-import { createFlagMetrics } from '@memfleet/metrics/flag-metrics';
 import { startMetricsServer } from '@memfleet/metrics/metrics-server';
 import { createWorkerMetrics, registerGateMetrics } from '@memfleet/metrics/worker-metrics';
 import { createOutbox } from '@memfleet/outbox/outbox';
@@ -62,14 +61,7 @@ export async function startWorker(config: Config, logger: Logger): Promise<Worke
   const gate = createBackendGate(redis, {
     prefix: config.redisKeyPrefix,
     backend: backend.name,
-    settings: {
-      failureThreshold: w.breakerFailures,
-      windowMs: w.breakerWindowMs,
-      cooldownMs: w.breakerCooldownMs,
-      authRetryMs: w.authRetryMs,
-      rateLimitDefaultMs: w.rateLimitDefaultMs,
-      probeTtlMs: w.backendTimeoutMs + 1000,
-    },
+    settings: gateSettings(config),
   });
   registerGateMetrics(registry, backend.name, async () => {
     const s = await gate.state();
@@ -80,14 +72,7 @@ export async function startWorker(config: Config, logger: Logger): Promise<Worke
     };
   });
 
-  const flags = createFlags(redis, {
-    prefix: config.redisKeyPrefix,
-    defaults: { mode: config.memoryMode, canaryPercent: config.readCanaryPercent },
-    ...config.flags,
-    metrics: createFlagMetrics(registry),
-    logger,
-  });
-  await flags.start();
+  const flags = await startFlags(redis, config, { registry, logger });
 
   let stopping = false;
   const drainThread = createThreadDrainer({

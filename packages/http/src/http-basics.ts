@@ -1,6 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express';
-import type { Histogram } from 'prom-client';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type {
+  ErrorRequestHandler,
+  Express,
+  NextFunction,
+  Request,
+  RequestHandler,
+  Response,
+} from 'express';
+import type { Histogram, Registry } from 'prom-client';
 import { toError } from '@memfleet/errors/to-error';
 import type { Logger } from '@memfleet/logger/create-logger';
 import { HttpError } from './http-error.ts';
@@ -95,5 +104,56 @@ export function errorHandler(options: {
       }
     }
     res.status(status).json({ error: { code, message, ...(fields ? { fields } : {}) } });
+  };
+}
+
+/** `GET /healthz` (alive), `/readyz` (`checkReady` resolves) and `/metrics` (Prometheus text). */
+export function serveBasics(
+  app: Express,
+  deps: { checkReady: () => Promise<void>; registry: Registry },
+): void {
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    try {
+      await deps.checkReady();
+      res.json({ ready: true });
+    } catch (err: unknown) {
+      res.status(503).json({ error: { code: 'not_ready', message: toError(err).message } });
+    }
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.type(deps.registry.contentType).send(await deps.registry.metrics());
+  });
+}
+
+/** A listening HTTP server of an Express app. */
+export interface Listening {
+  server: Server;
+  port: number;
+  url: string;
+  /** Stops accepting, ends idle keep-alive connections, and resolves once open requests end. */
+  close(): Promise<void>;
+}
+
+/** Starts `app` on `host:port` (port 0 picks a free one). */
+export async function listen(app: Express, port: number, host: string): Promise<Listening> {
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = app.listen(port, host, (err?: Error) => {
+      if (err) reject(err);
+      else resolve(s);
+    });
+  });
+  const bound = (server.address() as AddressInfo).port;
+  return {
+    server,
+    port: bound,
+    url: `http://${host}:${bound}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      }),
   };
 }

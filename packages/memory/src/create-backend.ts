@@ -1,5 +1,6 @@
 import type { Pool } from 'pg';
 import type { Config } from '@memfleet/config/load-config';
+import type { BackendGateSettings } from './backend-gate.ts';
 import type { MemoryBackend } from './memory-backend.ts';
 import { createPostgresBackend } from './postgres-backend.ts';
 import { createZepBackend } from './zep-backend.ts';
@@ -25,4 +26,17 @@ export function createMemoryBackend(
       });
     }
   }
+}
+
+/** The write gate's settings (breaker, credential hold, 429 pause) from the parsed config. */
+export function gateSettings(config: Config): BackendGateSettings {
+  const w = config.worker;
+  return {
+    failureThreshold: w.breakerFailures,
+    windowMs: w.breakerWindowMs,
+    cooldownMs: w.breakerCooldownMs,
+    authRetryMs: w.authRetryMs,
+    rateLimitDefaultMs: w.rateLimitDefaultMs,
+    probeTtlMs: w.backendTimeoutMs + 1000,
+  };
 }
