@@ -9,6 +9,7 @@ import { createZepBackend } from '@memfleet/memory/zep-backend';
 import { createOutbox } from '@memfleet/outbox/outbox';
 import { testRedisUrl, uniquePrefix } from '@memfleet/testing/fixtures';
 import { httpRequestJson } from '@memfleet/testing/http-request';
+import { waitForValue } from '@memfleet/testing/wait-for';
 import { startZepEmulator, type ZepEmulator } from '@memfleet/testing/zep-emulator';
 import { startReader, type ReaderRuntime } from './reader-runtime.ts';
 import type { ContextAnswer } from './read-context.ts';
@@ -205,11 +206,11 @@ describe('reader: context within the budget (Zep emulator, real Redis)', functio
     });
     try {
       await flags.update({ mode: 'write_only' });
-      const off = await waitForAnswer(read, (a) => a.body.reason === 'mode_off');
+      const off = await waitForValue('the answer', read, (a) => a.body.reason === 'mode_off');
       expect(off.body).to.include({ used: false, mode: 'write_only', source: 'fallback' });
       expect(off.body.messages).to.have.length(4);
       await flags.update({ mode: null, canaryPercent: 0 });
-      const out = await waitForAnswer(read, (a) => a.body.reason === 'not_in_canary');
+      const out = await waitForValue('the answer', read, (a) => a.body.reason === 'not_in_canary');
       expect(out.body).to.include({ used: false, mode: 'read_write', source: 'fallback' });
       // Neither answer asked the backend (reads before the reader saw the change may have).
       const calls = contextCalls().length;
@@ -231,13 +232,3 @@ describe('reader: context within the budget (Zep emulator, real Redis)', functio
     expect(contextCalls()).to.have.length(0);
   });
 });
-
-async function waitForAnswer<T>(fn: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    const v = await fn();
-    if (ok(v)) return v;
-    if (Date.now() > deadline) throw new Error('timed out waiting for the answer');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}

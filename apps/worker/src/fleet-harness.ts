@@ -5,6 +5,9 @@ import { migrate } from '@memfleet/db/migrate';
 import { startAppProcess, type AppProcess } from '@memfleet/testing/app-process';
 import { createTestDatabase, testRedisUrl, uniquePrefix } from '@memfleet/testing/fixtures';
 import { httpRequestJson } from '@memfleet/testing/http-request';
+import { waitFor } from '@memfleet/testing/wait-for';
+
+export { waitFor };
 
 /** Test support: a whole fleet (API and worker processes) on a fresh database and prefix. */
 
@@ -13,16 +16,6 @@ export const ADMIN = 'admin-key-0123456789abcdef';
 const WORKER_MAIN = 'apps/worker/src/main.ts';
 const API_MAIN = 'apps/api/src/main.ts';
 const READER_MAIN = 'apps/reader/src/main.ts';
-
-/** Polls `check` every 50 ms until it holds, failing after `timeoutMs`. */
-export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 /**
  * An API process and worker processes on a fresh database and key prefix, as the start command runs

@@ -5,18 +5,9 @@ import { Registry } from 'prom-client';
 import { createLogger } from '@memfleet/logger/create-logger';
 import { createFlagMetrics } from '@memfleet/metrics/flag-metrics';
 import { testRedisUrl, uniquePrefix } from '@memfleet/testing/fixtures';
+import { waitFor } from '@memfleet/testing/wait-for';
 import { startRedis } from '@memfleet/testing/redis-server';
 import { createFlags, inCanary, type Flags, type FlagsOptions } from './flags.ts';
-
-/** Polls `check` every 20 ms until it holds; fails after `timeoutMs`. */
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 5000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 /** A logger whose JSON lines the test can read. */
 function capturedLogger() {

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import { testRedisUrl, uniquePrefix } from '@memfleet/testing/fixtures';
+import { waitForValue } from '@memfleet/testing/wait-for';
 import { createBackendGate, type BackendGate, type BackendGateSettings } from './backend-gate.ts';
 
 const settings: BackendGateSettings = {
@@ -11,16 +12,6 @@ const settings: BackendGateSettings = {
   rateLimitDefaultMs: 400,
   probeTtlMs: 2000,
 };
-
-async function until<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    const v = await fn();
-    if (ok(v)) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 describe('backend gate (real Redis)', () => {
   let redis: Redis;
@@ -80,7 +71,7 @@ describe('backend gate (real Redis)', () => {
     for (const g of gs) await g.failure('transient', false);
     expect((await gs[0]?.state())?.breaker).to.equal(2);
 
-    const first = await until(
+    const first = await waitForValue(
       'a probe',
       () => Promise.all(gs.map((g) => g.acquire())),
       (vs) => vs.some((v) => v.verdict === 'probe'),
@@ -95,7 +86,7 @@ describe('backend gate (real Redis)', () => {
     expect(reopened?.verdict).to.equal('wait');
     expect((await gs[0]?.state())?.breaker).to.equal(2);
 
-    const probe = await until(
+    const probe = await waitForValue(
       'the next probe',
       () => (gs[2] as BackendGate).acquire(),
       (v) => v.verdict === 'probe',
@@ -121,7 +112,7 @@ describe('backend gate (real Redis)', () => {
     const state = await a.state();
     expect(state.breaker).to.equal(0);
     expect(state.rateLimitedForMs).to.be.above(1000);
-    await until(
+    await waitForValue(
       'the pause to end',
       () => b.acquire(),
       (p) => p.verdict === 'go',
@@ -147,7 +138,7 @@ describe('backend gate (real Redis)', () => {
     expect(held).to.include({ verdict: 'wait', reason: 'auth' });
     expect(await a.state()).to.include({ breaker: 2, reason: 'auth' });
     // Still rejected at the probe: held again.
-    const probe1 = await until(
+    const probe1 = await waitForValue(
       'a probe',
       () => b.acquire(),
       (p) => p.verdict === 'probe',
@@ -156,7 +147,7 @@ describe('backend gate (real Redis)', () => {
     expect(await b.failure('auth', true)).to.include({ counted: false, reason: 'auth' });
     expect((await a.acquire()).verdict).to.equal('wait');
     // The key works again.
-    await until(
+    await waitForValue(
       'a probe',
       () => a.acquire(),
       (p) => p.verdict === 'probe',
@@ -171,7 +162,7 @@ describe('backend gate (real Redis)', () => {
     await a.failure('transient', false);
     await a.failure('transient', false);
     const t = Date.now();
-    await until(
+    await waitForValue(
       'the window to pass',
       () => Promise.resolve(Date.now()),
       (now) => now - t > 250,

@@ -3,24 +3,12 @@ import { expect } from 'chai';
 import { request } from 'node:http';
 import { startAppProcess } from './app-process.ts';
 import { httpRequestJson } from './http-request.ts';
+import { waitFor } from './wait-for.ts';
 import { startZepEmulator, type ZepEmulator, type ZepEmulatorOptions } from './zep-emulator.ts';
 
 const KEY = 'zep-emulator-key';
 // No SDK retries and a short timeout: the SDK leaks its timeout timer after a failed fetch.
 const RO = { maxRetries: 0, timeoutInSeconds: 2 } as const;
-
-async function waitFor(
-  what: string,
-  condition: () => boolean | Promise<boolean>,
-  timeoutMs = 5000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 async function rejectionOf(promise: Promise<unknown>): Promise<ZepError> {
   try {
