@@ -188,7 +188,7 @@ export function createContextReader(deps: ContextReaderDeps) {
     const report = (ok: boolean): void => {
       const done = ok
         ? probe || (permit.verdict === 'go' && permit.dirty)
-          ? deps.readGate.success()
+          ? deps.readGate.success(probe)
           : Promise.resolve()
         : deps.readGate.failure('transient', probe);
       done.catch((err: unknown) => {

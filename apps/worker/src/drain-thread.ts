@@ -124,7 +124,7 @@ export function createThreadDrainer(deps: DrainDeps) {
       metrics.backendRequests.inc({ backend: b, op, outcome: e.kind });
       if (e.kind === 'permanent') {
         // The backend answered: it is up, whatever it thought of the request.
-        if (probe && e.details.status !== undefined) await succeeded();
+        if (probe && e.details.status !== undefined) await succeeded(true);
         throw e;
       }
       if (e.kind === 'rate_limited') metrics.rateLimited.inc({ backend: b });
@@ -148,14 +148,14 @@ export function createThreadDrainer(deps: DrainDeps) {
     }
     end();
     metrics.backendRequests.inc({ backend: b, op, outcome: 'ok' });
-    if (probe || permit.dirty) await succeeded();
+    if (probe || permit.dirty) await succeeded(probe);
     return result;
   }
 
   /** The backend answered after trouble: the gate and the auth failure count start again. */
-  async function succeeded(): Promise<void> {
+  async function succeeded(probe: boolean): Promise<void> {
     await deps.flags.recordAuthSuccess();
-    await closed(await deps.gate.success());
+    await closed(await deps.gate.success(probe));
   }
 
   async function closed(didClose: boolean): Promise<void> {

@@ -303,7 +303,7 @@ describe('fleet on Zep: the real SDK against the Zep v3 emulator', function () {
       // Few attempts: without the breaker, a minute of 503s would dead-letter messages.
       await fleet.start(
         zepEnv(emu, {
-          WORKER_MAX_ATTEMPTS: '4',
+          WORKER_MAX_ATTEMPTS: '6',
           WORKER_BREAKER_FAILURES: '3',
           WORKER_BREAKER_COOLDOWN_MS: '2000',
         }),

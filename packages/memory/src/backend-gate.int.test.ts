@@ -45,7 +45,7 @@ describe('backend gate (real Redis)', () => {
     expect(await a.failure('transient', false)).to.deep.equal({ counted: true });
     expect(await a.failure('transient', false)).to.deep.equal({ counted: true });
     expect(await a.acquire()).to.deep.equal({ verdict: 'go', dirty: true });
-    expect(await a.success()).to.equal(false);
+    expect(await a.success(false)).to.equal(false);
     expect(await a.acquire()).to.deep.equal({ verdict: 'go', dirty: false });
     // The count restarted: two more failures still do not open it.
     await a.failure('transient', false);
@@ -64,6 +64,15 @@ describe('backend gate (real Redis)', () => {
     expect(seenByB).to.include({ reason: 'breaker_open' });
     expect(await b.failure('transient', false)).to.include({ counted: false, opened: false });
     expect((await b.state()).breaker).to.equal(2);
+  });
+
+  it('is not closed by a late success of a call let through before it opened', async () => {
+    const [a, b] = [worker(), worker()];
+    for (let i = 0; i < 3; i++) await a.failure('transient', false);
+    expect((await a.state()).breaker).to.equal(2);
+    expect(await b.success(false)).to.equal(false);
+    expect((await b.state()).breaker).to.equal(2);
+    expect((await b.acquire()).verdict).to.equal('wait');
   });
 
   it('after the cooldown lets exactly one probe through; a failed probe reopens, a good one closes', async () => {
@@ -92,7 +101,7 @@ describe('backend gate (real Redis)', () => {
       (v) => v.verdict === 'probe',
     );
     expect(probe).to.deep.equal({ verdict: 'probe', reason: 'breaker_open' });
-    expect(await gs[2]?.success()).to.equal(true);
+    expect(await gs[2]?.success(true)).to.equal(true);
     for (const g of gs) expect(await g.acquire()).to.deep.equal({ verdict: 'go', dirty: false });
   });
 
@@ -152,7 +161,7 @@ describe('backend gate (real Redis)', () => {
       () => a.acquire(),
       (p) => p.verdict === 'probe',
     );
-    expect(await a.success()).to.equal(true);
+    expect(await a.success(true)).to.equal(true);
     expect(await b.acquire()).to.deep.equal({ verdict: 'go', dirty: false });
     expect((await b.state()).reason).to.equal(undefined);
   });

@@ -49,8 +49,11 @@ export interface BackendGateSettings {
 export interface BackendGate {
   /** Asks before every backend call whether it may go out. */
   acquire(): Promise<GatePermit>;
-  /** Reports a call that reached the backend and got an answer; returns true if it closed the breaker. */
-  success(): Promise<boolean>;
+  /**
+   * Reports a call that reached the backend and got an answer; returns true if it closed the
+   * breaker. An open breaker is closed only by its probe (`probe` true).
+   */
+  success(probe: boolean): Promise<boolean>;
   /** Reports a failed call by the kind of its error. */
   failure(
     kind: Exclude<BackendErrorKind, 'permanent'>,
@@ -81,9 +84,12 @@ if redis.call('SET', KEYS[2], '1', 'PX', ARGV[1], 'NX') then return {'probe', 0,
 return {'wait', math.max(50, redis.call('PTTL', KEYS[2])), reason, 0}
 `);
 
-// KEYS: gate hash, probe key. Returns 1 when this closed an open breaker.
+// KEYS: gate hash, probe key. ARGV: probe (0/1). Returns 1 when this closed an open breaker.
+// Only the probe closes an open breaker: a call let through before it opened, answering late,
+// says nothing about the backend now.
 const SUCCESS = redisScript(`
 local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'open' and ARGV[1] ~= '1' then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'closed', 'failures', 0)
 redis.call('HDEL', KEYS[1], 'until', 'reason')
 redis.call('DEL', KEYS[2])
@@ -168,8 +174,8 @@ export function createBackendGate(
       return { verdict: 'wait', waitMs: Math.max(1, waitMs), reason: asReason(reason) };
     },
 
-    async success() {
-      return (await SUCCESS.run(redis, keys, [])) === 1;
+    async success(probe) {
+      return (await SUCCESS.run(redis, keys, [probe ? 1 : 0])) === 1;
     },
 
     async failure(kind, probe, retryAfterMs) {
