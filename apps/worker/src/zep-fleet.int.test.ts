@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { startZepEmulator, type ZepEmulator } from '@memfleet/testing/zep-emulator';
 import { httpRequestJson } from '@memfleet/testing/http-request';
+import { waitForValue } from '@memfleet/testing/wait-for';
 import { Fleet, KEY, waitFor } from './fleet-harness.ts';
 
 const ZEP_KEY = 'zep-fleet-key';
@@ -543,10 +544,15 @@ describe('fleet on Zep: the real SDK against the Zep v3 emulator', function () {
       );
       expect(await fleet.ledgerCount('written', 'down-')).to.equal(0);
       expect(await fleet.ledgerCount('dead', 'down-')).to.equal(0);
-      // The reader answers from memfleet's own record, without memory, and says why.
-      const read = await httpRequestJson(
-        `${fleet.readerUrl}/v1/threads/down-0/context?user_id=user-of-down-0`,
-        { headers: { authorization: `Bearer ${KEY}` } },
+      // The reader (on its next flags reload) answers from memfleet's own record, and says why.
+      const read = await waitForValue(
+        'the reader to see the downgrade',
+        () =>
+          httpRequestJson(`${fleet.readerUrl}/v1/threads/down-0/context?user_id=user-of-down-0`, {
+            headers: { authorization: `Bearer ${KEY}` },
+          }),
+        (res) => (res.json as { mode?: string }).mode === 'write_only',
+        10_000,
       );
       expect(read.json).to.deep.include({
         used: false,
