@@ -5,6 +5,7 @@ import type { Config } from '@memfleet/config/load-config';
 import { createLedger } from '@memfleet/db/ledger';
 import { startFlags } from '@memfleet/flags/start-flags';
 import { createDrainQueue } from '@memfleet/jobs/thread-drain';
+import { createEraseQueue, requestErase } from '@memfleet/jobs/user-erase';
 import type { Logger } from '@memfleet/logger/create-logger';
 import { createApiMetrics } from '@memfleet/metrics/api-metrics';
 import { createRegistry } from '@memfleet/metrics/create-registry';
@@ -54,6 +55,8 @@ export async function startApi(config: Config, logger: Logger): Promise<ApiRunti
     maxMessageAttempts: config.worker.maxAttempts,
   });
   queue.on('error', (err) => logger.warn('queue error', { err }));
+  const eraseQueue = createEraseQueue({ connection: redis, prefix: config.redisKeyPrefix });
+  eraseQueue.on('error', (err) => logger.warn('queue error', { err }));
   const flags = await startFlags(redis, config, { registry, logger });
 
   const app = createApp({
@@ -70,7 +73,8 @@ export async function startApi(config: Config, logger: Logger): Promise<ApiRunti
     checkReady: async () => {
       await Promise.all([redis.ping(), pool.query('SELECT 1')]);
     },
-    dashboard: createDashboard(queue),
+    eraseUser: (tenant, userId) => requestErase(eraseQueue, tenant, userId),
+    dashboard: createDashboard(queue, eraseQueue),
     flags,
     tenants: config.apiKeys.map((k) => k.tenant),
     registry,
@@ -92,6 +96,7 @@ export async function startApi(config: Config, logger: Logger): Promise<ApiRunti
       await http.close();
       flags.stop();
       await queue.close();
+      await eraseQueue.close();
       await pool.end();
       redis.disconnect();
     },

@@ -30,6 +30,8 @@ export interface AppDeps {
     tenant: string,
     clientMessageId: string,
   ) => Promise<MessageStatusView | undefined>;
+  /** Queues the erasure of a user of a tenant. */
+  eraseUser: (tenant: string, userId: string) => Promise<void>;
   /** Throws when a dependency (Redis, Postgres) is unreachable. */
   checkReady: () => Promise<void>;
   dashboard: Router;
@@ -106,6 +108,12 @@ export function createApp(deps: AppDeps): Express {
       if (!isDependencyFailure(toError(err))) throw err;
       throw new HttpError(503, 'unavailable', 'Redis is unreachable: the flags were not changed');
     }
+  });
+
+  app.delete('/v1/users/:user_id', requireTenant(deps.auth), async (req, res) => {
+    const userId = parseId(req.params.user_id, 'user_id');
+    await deps.eraseUser(principalOf(res).tenant, userId);
+    res.status(202).json({ user_id: userId, status: 'erasing' });
   });
 
   app.use(DASHBOARD_PATH, requireAdmin(deps.auth), deps.dashboard);

@@ -7,6 +7,7 @@ import type { BackendGate } from '@memfleet/memory/backend-gate';
 import type { MemoryBackend, MemoryContext } from '@memfleet/memory/memory-backend';
 import type { ReaderMetrics } from '@memfleet/metrics/reader-metrics';
 import type { Outbox } from '@memfleet/outbox/outbox';
+import { outboxKeys } from '@memfleet/outbox/outbox-keys';
 
 /** Why an answer did not use memory. */
 export type FallbackReason = 'timeout' | 'breaker_open' | 'mode_off' | 'not_in_canary' | 'error';
@@ -102,8 +103,9 @@ export function createContextReader(deps: ContextReaderDeps) {
   const { backend, settings, metrics } = deps;
   const now = deps.now ?? Date.now;
   const inFlight = new Map<string, Promise<MemoryContext>>();
+  const keys = outboxKeys(settings.prefix);
   const cacheKey = (tenant: string, threadId: string, mode: MemoryMode) =>
-    `${settings.prefix}:ctx:${tenant}:${encodeURIComponent(threadId)}:${mode}`;
+    keys.context(tenant, threadId, mode);
 
   function answer(budget: Budget, body: Omit<ContextAnswer, 'took_ms'>): ContextAnswer {
     const tookMs = now() - budget.startedAt;

@@ -84,10 +84,14 @@ export class Fleet {
     return (JSON.parse(line) as { metricsPort: number }).metricsPort;
   }
 
-  async post(threadId: string, messages: object[]): Promise<{ status: number; body: unknown }> {
+  async post(
+    threadId: string,
+    messages: object[],
+    userId = `user-of-${threadId}`,
+  ): Promise<{ status: number; body: unknown }> {
     const res = await httpRequestJson(`${this.apiUrl}/v1/threads/${threadId}/messages`, {
       headers: { authorization: `Bearer ${KEY}` },
-      body: { user_id: `user-of-${threadId}`, messages },
+      body: { user_id: userId, messages },
     });
     return { status: res.status, body: res.json };
   }
@@ -192,6 +196,27 @@ export class Fleet {
       byThread.set(r.thread_id, [...(byThread.get(r.thread_id) ?? []), r.client_message_id]);
     }
     return byThread;
+  }
+
+  /** Every key matching `match` and everything stored under it, as one text to search. */
+  async redisText(match = '*'): Promise<string> {
+    const dump: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', match, 'COUNT', 1000);
+      cursor = next;
+      for (const key of keys) {
+        dump.push(key);
+        const type = await this.redis.type(key);
+        if (type === 'string') dump.push((await this.redis.get(key)) ?? '');
+        if (type === 'hash') dump.push(JSON.stringify(await this.redis.hgetall(key)));
+        if (type === 'list') dump.push(...(await this.redis.lrange(key, 0, -1)));
+        if (type === 'set') dump.push(...(await this.redis.smembers(key)));
+        if (type === 'zset') dump.push(...(await this.redis.zrange(key, 0, -1)));
+        if (type === 'stream') dump.push(JSON.stringify(await this.redis.xrange(key, '-', '+')));
+      }
+    } while (cursor !== '0');
+    return dump.join('\n');
   }
 
   async stop(): Promise<void> {

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { httpRequestJson } from '@memfleet/testing/http-request';
-import { Fleet, waitFor } from './fleet-harness.ts';
+import type { AppProcess } from '@memfleet/testing/app-process';
+import { Fleet, KEY, waitFor } from './fleet-harness.ts';
 
 const text = (thread: number, n: number) => `message ${n} of thread ${thread}`;
 
@@ -91,30 +92,121 @@ describe('fleet: api + worker processes (real Redis and Postgres)', function () 
       expect(row.rows[0]?.metadata.note).to.equal('backup [EMAIL]');
 
       const needles = [email, phone, card, '4111111111111111', '4155552671'];
-      const dump: string[] = [];
-      let cursor = '0';
-      do {
-        const [next, keys] = await fleet.redis.scan(cursor, 'COUNT', 1000);
-        cursor = next;
-        for (const key of keys) {
-          dump.push(key);
-          const type = await fleet.redis.type(key);
-          if (type === 'string') dump.push((await fleet.redis.get(key)) ?? '');
-          if (type === 'hash') dump.push(JSON.stringify(await fleet.redis.hgetall(key)));
-          if (type === 'list') dump.push(...(await fleet.redis.lrange(key, 0, -1)));
-          if (type === 'set') dump.push(...(await fleet.redis.smembers(key)));
-          if (type === 'zset') dump.push(...(await fleet.redis.zrange(key, 0, -1)));
-          if (type === 'stream') dump.push(JSON.stringify(await fleet.redis.xrange(key, '-', '+')));
-        }
-      } while (cursor !== '0');
       const logs = [...fleet.api.lines(), ...fleet.workers.flatMap((w) => w.lines())].join('\n');
-      const redisText = dump.join('\n');
+      const redisText = await fleet.redisText();
       // The scan did see this test's records (the body itself leaves Redis once written).
       expect(redisText).to.include(`${fleet.prefix}:msg:acme:pii-1`);
       for (const needle of needles) {
         expect(redisText.includes(needle), `Redis holds ${needle}`).to.equal(false);
         expect(logs.includes(needle), `logs hold ${needle}`).to.equal(false);
       }
+    });
+  });
+
+  describe('erasure', () => {
+    const fleet = new Fleet();
+    before(() => fleet.start({ WORKER_CONCURRENCY: '4', FLAGS_REFRESH_MS: '200' }, 1));
+    after(() => fleet.stop());
+
+    const msgs = (ids: string[], text: (id: string) => string) =>
+      ids.map((id) => ({ client_message_id: id, role: 'user', content: text(id) }));
+    const rows = async (sql: string, userId: string) =>
+      Number((await fleet.pg.query<{ n: string }>(sql, [userId])).rows[0]?.n ?? -1);
+
+    it('DELETE /v1/users/{id} leaves nothing of the user in the backend, the ledger or Redis; others keep theirs', async () => {
+      const mine = (id: string) => `secret of erasable-user ${id}`;
+      expect(
+        (await fleet.post('era-a', msgs(['era-a1', 'era-a2', 'era-a3'], mine), 'erasable-user'))
+          .status,
+      ).to.equal(202);
+      expect(
+        (await fleet.post('era-b', msgs(['era-b1', 'era-b2'], mine), 'erasable-user')).status,
+      ).to.equal(202);
+      expect(
+        (
+          await fleet.post(
+            'era-c',
+            msgs(['era-c1', 'era-c2'], (id) => `kept ${id}`),
+            'kept-user',
+          )
+        ).status,
+      ).to.equal(202);
+      await waitFor(
+        '7 messages written',
+        async () => (await fleet.ledgerCount('written', 'era-')) === 7,
+        30_000,
+      );
+      // One more message is still queued when the erasure comes: writes are off.
+      expect((await fleet.adminFlags({ mode: 'off' })).status).to.equal(200);
+      const worker = fleet.workers[0] as AppProcess;
+      await waitFor(
+        'the worker to see mode off',
+        async () =>
+          /^memfleet_memory_mode\{mode="off",[^}]*\} 1$/m.test(await fleet.metricsText(worker)),
+        10_000,
+      );
+      expect((await fleet.post('era-a', msgs(['era-a4'], mine), 'erasable-user')).status).to.equal(
+        202,
+      );
+      expect(await fleet.status('era-a4')).to.equal('queued');
+
+      const res = await httpRequestJson(`${fleet.apiUrl}/v1/users/erasable-user`, {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${KEY}` },
+      });
+      expect(res.status).to.equal(202);
+      expect(res.json).to.deep.equal({ user_id: 'erasable-user', status: 'erasing' });
+      await waitFor(
+        'the erasure',
+        async () =>
+          (await rows('SELECT count(*) AS n FROM ledger WHERE user_id = $1', 'erasable-user')) ===
+            0 && (await fleet.statusOf('era-a4')).status === undefined,
+        30_000,
+      );
+      await fleet.adminFlags({ mode: null });
+
+      for (const table of ['memory_users', 'memory_threads', 'ledger']) {
+        expect(
+          await rows(`SELECT count(*) AS n FROM ${table} WHERE user_id = $1`, 'erasable-user'),
+          table,
+        ).to.equal(0);
+      }
+      expect(
+        await rows(
+          "SELECT count(*) AS n FROM memory_messages WHERE content LIKE '%' || $1 || '%'",
+          'erasable-user',
+        ),
+      ).to.equal(0);
+      for (const id of ['era-a1', 'era-b2', 'era-a4']) {
+        expect((await fleet.statusOf(id)).status, id).to.equal(undefined);
+      }
+      const redisText = await fleet.redisText(`${fleet.prefix}*`);
+      for (const needle of ['erasable-user', 'era-a', 'era-b']) {
+        expect(redisText.includes(needle), `Redis holds ${needle}`).to.equal(false);
+      }
+      // The other user is untouched.
+      expect(await fleet.status('era-c1')).to.equal('written');
+      expect(
+        await rows('SELECT count(*) AS n FROM memory_messages WHERE thread_id = $1', 'era-c'),
+      ).to.equal(2);
+      expect(redisText.includes('era-c')).to.equal(true);
+      // A second DELETE of the same user is accepted and changes nothing.
+      const again = await httpRequestJson(`${fleet.apiUrl}/v1/users/erasable-user`, {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${KEY}` },
+      });
+      expect(again.status).to.equal(202);
+    });
+
+    it('names the field of a bad user id and needs a key', async () => {
+      const noKey = await httpRequestJson(`${fleet.apiUrl}/v1/users/u1`, { method: 'DELETE' });
+      expect(noKey.status).to.equal(401);
+      const long = await httpRequestJson(`${fleet.apiUrl}/v1/users/${'x'.repeat(300)}`, {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${KEY}` },
+      });
+      expect(long.status).to.equal(400);
+      expect(JSON.stringify(long.json)).to.include('user_id: must be at most 256 characters');
     });
   });
 

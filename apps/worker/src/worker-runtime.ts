@@ -1,3 +1,4 @@
+import { UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import type { Config } from '@memfleet/config/load-config';
@@ -5,6 +6,7 @@ import { createLedger } from '@memfleet/db/ledger';
 import { toError } from '@memfleet/errors/to-error';
 import { startFlags } from '@memfleet/flags/start-flags';
 import { createDrainQueue } from '@memfleet/jobs/thread-drain';
+import { ERASE_QUEUE, userErasePayload, type UserErasePayload } from '@memfleet/jobs/user-erase';
 import type { Logger } from '@memfleet/logger/create-logger';
 import { createBackendGate } from '@memfleet/memory/backend-gate';
 import { createMemoryBackend, gateSettings } from '@memfleet/memory/create-backend';
@@ -14,6 +16,7 @@ import { createWorkerMetrics, registerGateMetrics } from '@memfleet/metrics/work
 import { createOutbox } from '@memfleet/outbox/outbox';
 import { createDrainWorker } from './create-drain-worker.ts';
 import { createThreadDrainer } from './drain-thread.ts';
+import { createUserEraser } from './erase-user.ts';
 import { createSweeper } from './sweeper.ts';
 
 /** A running worker process's parts. */
@@ -120,6 +123,37 @@ export async function startWorker(config: Config, logger: Logger): Promise<Worke
       err,
     });
   });
+  const eraseUser = createUserEraser({
+    outbox,
+    ledger: createLedger(pool),
+    backend,
+    queue,
+    logger,
+    settings: { lockTtlMs: w.lockDurationMs, backendTimeoutMs: w.backendTimeoutMs },
+  });
+  // Erasures are rare and lock a user's threads: a couple at a time is plenty.
+  const eraser = new Worker<UserErasePayload>(
+    ERASE_QUEUE,
+    async (job) => {
+      const payload = userErasePayload.safeParse(job.data);
+      if (!payload.success) {
+        throw new UnrecoverableError(`invalid user.erase payload: ${payload.error.message}`);
+      }
+      return eraseUser(payload.data.tenant, payload.data.userId);
+    },
+    {
+      connection: redis,
+      prefix: config.redisKeyPrefix,
+      concurrency: 2,
+      lockDuration: w.lockDurationMs,
+      stalledInterval: w.stalledIntervalMs,
+      autorun: false,
+    },
+  );
+  eraser.on('error', (err) => logger.error('eraser error', { err }));
+  eraser.on('failed', (job, err) => {
+    logger.warn('erasure failed', { jobId: job?.id, attemptsMade: job?.attemptsMade, err });
+  });
   const sweeper = createSweeper({
     outbox,
     queue,
@@ -138,9 +172,14 @@ export async function startWorker(config: Config, logger: Logger): Promise<Worke
     },
   });
 
-  const running = worker.run().catch((err: unknown) => {
-    logger.error('worker stopped unexpectedly', { err: toError(err) });
-  });
+  const running = Promise.all([
+    worker.run().catch((err: unknown) => {
+      logger.error('worker stopped unexpectedly', { err: toError(err) });
+    }),
+    eraser.run().catch((err: unknown) => {
+      logger.error('eraser stopped unexpectedly', { err: toError(err) });
+    }),
+  ]);
   sweeper.start();
   logger.info('worker ready', {
     pid: process.pid,
@@ -157,10 +196,11 @@ export async function startWorker(config: Config, logger: Logger): Promise<Worke
       const force = setTimeout(() => {
         logger.warn('shutdown timeout: abandoning in-flight drains');
         void worker.close(true);
+        void eraser.close(true);
       }, w.shutdownTimeoutMs);
       try {
         await sweeper.stop();
-        await worker.close();
+        await Promise.all([worker.close(), eraser.close()]);
         await running;
         flags.stop();
         await queue.close();

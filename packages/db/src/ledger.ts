@@ -32,6 +32,13 @@ export interface Ledger {
   findWritten(tenant: string, clientMessageIds: readonly string[]): Promise<Set<string>>;
   /** The ledger's record of one message, or undefined. */
   getStatus(tenant: string, clientMessageId: string): Promise<LedgerStatus | undefined>;
+  /** Every message of a user of a tenant: client message id and thread. */
+  userMessages(
+    tenant: string,
+    userId: string,
+  ): Promise<{ clientMessageId: string; threadId: string }[]>;
+  /** Deletes every record of a user of a tenant; returns how many. */
+  eraseUser(tenant: string, userId: string): Promise<number>;
 }
 
 interface StatusRow {
@@ -99,6 +106,20 @@ export function createLedger(pool: Pool): Ledger {
         [tenant, clientMessageIds],
       );
       return new Set(res.rows.map((r) => r.client_message_id));
+    },
+    async userMessages(tenant, userId) {
+      const res = await pool.query<{ client_message_id: string; thread_id: string }>(
+        `SELECT client_message_id, thread_id FROM ledger WHERE tenant = $1 AND user_id = $2`,
+        [tenant, userId],
+      );
+      return res.rows.map((r) => ({ clientMessageId: r.client_message_id, threadId: r.thread_id }));
+    },
+    async eraseUser(tenant, userId) {
+      const res = await pool.query(`DELETE FROM ledger WHERE tenant = $1 AND user_id = $2`, [
+        tenant,
+        userId,
+      ]);
+      return res.rowCount ?? 0;
     },
     async getStatus(tenant, clientMessageId) {
       const res = await pool.query<StatusRow>(

@@ -18,6 +18,10 @@ export interface OutboxKeys {
   pending(): string;
   /** List: the thread's most recent accepted message bodies, newest first (the read fallback). */
   recent(tenant: string, threadId: string): string;
+  /** Set: the threads a user of a tenant has posted to (for erasure). */
+  userThreads(tenant: string, userId: string): string;
+  /** String: the reader's cached context of a thread in one memory mode. */
+  context(tenant: string, threadId: string, mode: string): string;
 }
 
 const enc = encodeURIComponent;
@@ -32,6 +36,8 @@ export function outboxKeys(prefix: string): OutboxKeys {
     dead: (tenant) => `${prefix}:dlq:${tenant}`,
     pending: () => `${prefix}:pending`,
     recent: (tenant, threadId) => `${prefix}:recent:${tenant}:${enc(threadId)}`,
+    userThreads: (tenant, userId) => `${prefix}:uthr:${tenant}:${enc(userId)}`,
+    context: (tenant, threadId, mode) => `${prefix}:ctx:${tenant}:${enc(threadId)}:${mode}`,
   };
 }
 

@@ -49,6 +49,35 @@ describe('outbox (real Redis)', () => {
     expect(await none.recent('acme', 't1', 10)).to.deep.equal([]);
   });
 
+  it('erases the given messages of a thread under its lock; a message accepted meanwhile stays', async () => {
+    await outbox.append(
+      'acme',
+      't1',
+      'u1',
+      ['m1', 'm2', 'm3'].map((id) => ({ clientMessageId: id, body: body(id) })),
+      1000,
+    );
+    expect(await outbox.userThreads('acme', 'u1')).to.deep.equal(['t1']);
+    expect(await outbox.acquireLock('acme', 't1', 'tok', 5000)).to.equal(true);
+    await outbox.commit('acme', 't1', 'tok', ['m1'], { status: 'dead', reason: 'x' }, 2000);
+    await redis.set(outbox.keys.context('acme', 't1', 'read_write'), 'cached');
+    const ids = ['m1', ...(await outbox.pendingIds('acme', 't1'))];
+    // Accepted after the erasure read the thread: not part of it.
+    await outbox.append('acme', 't1', 'u1', [{ clientMessageId: 'm4', body: body('m4') }], 3000);
+    await expectRejection(outbox.eraseThread('acme', 't1', 'u1', 'other-token', ids));
+    expect(await outbox.eraseThread('acme', 't1', 'u1', 'tok', ids)).to.equal(1);
+    expect(await outbox.pendingIds('acme', 't1')).to.deep.equal(['m4']);
+    for (const id of ids) expect(await outbox.status('acme', id), id).to.equal(undefined);
+    expect(await redis.zrange(outbox.keys.dead('acme'), 0, -1)).to.deep.equal([]);
+    expect(await redis.exists(outbox.keys.context('acme', 't1', 'read_write'))).to.equal(0);
+    expect(await outbox.userThreads('acme', 'u1')).to.deep.equal(['t1']);
+    // With nothing left, the thread itself goes.
+    expect(await outbox.eraseThread('acme', 't1', 'u1', 'tok', ['m4'])).to.equal(0);
+    expect(await outbox.threadOwner('acme', 't1')).to.equal(undefined);
+    expect(await outbox.userThreads('acme', 'u1')).to.deep.equal([]);
+    expect(await redis.zcard(outbox.keys.pending())).to.equal(0);
+  });
+
   it('records messages in accept order and reports resends as duplicates', async () => {
     const first = await outbox.append(
       'acme',
@@ -220,3 +249,11 @@ describe('outbox (real Redis)', () => {
     expect((await outbox.status('acme', 'x:y'))?.threadId).to.equal('a:b');
   });
 });
+
+async function expectRejection(promise: Promise<unknown>): Promise<void> {
+  let rejected = false;
+  await promise.catch(() => {
+    rejected = true;
+  });
+  expect(rejected, 'rejected').to.equal(true);
+}

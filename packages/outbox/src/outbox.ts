@@ -127,21 +127,37 @@ export interface Outbox {
   threadOwner(tenant: string, threadId: string): Promise<string | undefined>;
   /** The thread's most recently accepted message bodies (redacted JSON), oldest first. */
   recent(tenant: string, threadId: string, limit: number): Promise<string[]>;
+  /** The threads a user of this tenant has posted to. */
+  userThreads(tenant: string, userId: string): Promise<string[]>;
+  /** Client message ids waiting in a thread's outbox, in order. */
+  pendingIds(tenant: string, threadId: string): Promise<string[]>;
+  /**
+   * Erases these messages of a thread (status, body, outbox entry, dead-letter entry), the
+   * thread's recent messages and cached contexts, and, once nothing of it is left, the thread
+   * itself. Needs the thread's lock. Returns the messages still left (accepted meanwhile).
+   */
+  eraseThread(
+    tenant: string,
+    threadId: string,
+    userId: string,
+    token: string,
+    clientMessageIds: readonly string[],
+  ): Promise<number>;
 }
 
-// KEYS: thread hash, outbox list, pending zset, recent list, message hashes...
+// KEYS: thread hash, outbox list, pending zset, recent list, user's thread set, message hashes...
 // ARGV: user, now, thread id, pending member, recent limit, ttl s, then per message: client
 // message id, body.
 const APPEND = redisScript(`
 local owner = redis.call('HGET', KEYS[1], 'user')
 if owner and owner ~= ARGV[1] then return {-1, owner} end
 if not owner then redis.call('HSET', KEYS[1], 'user', ARGV[1]) end
-local n = #KEYS - 4
+local n = #KEYS - 5
 local res = {0}
 local added = 0
 local recent = tonumber(ARGV[5])
 for i = 1, n do
-  local key = KEYS[4 + i]
+  local key = KEYS[5 + i]
   if redis.call('EXISTS', key) == 1 then
     res[i + 1] = 0
   else
@@ -158,6 +174,7 @@ for i = 1, n do
 end
 if added > 0 then
   redis.call('ZADD', KEYS[3], 'NX', ARGV[2], ARGV[4])
+  redis.call('SADD', KEYS[5], ARGV[3])
   if recent > 0 then
     redis.call('LTRIM', KEYS[4], 0, recent - 1)
     redis.call('EXPIRE', KEYS[4], ARGV[6])
@@ -198,6 +215,29 @@ for i = 2, #KEYS do
   end
 end
 return 1
+`);
+
+// KEYS: lock, outbox, thread hash, pending zset, dead zset, recent list, user's thread set,
+// context keys (3), message hashes... ARGV: token, pending member, thread id, client message ids...
+// Removes exactly the given messages, so a message accepted while the erasure runs survives; the
+// thread's own records go only when nothing of it is left.
+const ERASE_THREAD = redisScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+local first = 11
+for i = first, #KEYS do
+  local cmid = ARGV[3 + i - first + 1]
+  redis.call('LREM', KEYS[2], 0, cmid)
+  redis.call('ZREM', KEYS[5], cmid)
+  redis.call('DEL', KEYS[i])
+end
+redis.call('DEL', KEYS[6], KEYS[8], KEYS[9], KEYS[10])
+if redis.call('LLEN', KEYS[2]) == 0 then
+  redis.call('DEL', KEYS[3], KEYS[2])
+  redis.call('ZREM', KEYS[4], ARGV[2])
+  redis.call('SREM', KEYS[7], ARGV[3])
+  return 0
+end
+return redis.call('LLEN', KEYS[2])
 `);
 
 // KEYS: lock, outbox, thread hash, pending zset, dead zset, message hashes...
@@ -251,6 +291,7 @@ export function createOutbox(redis: ScriptClient, options: OutboxOptions = {}): 
           keys.outbox(tenant, threadId),
           keys.pending(),
           keys.recent(tenant, threadId),
+          keys.userThreads(tenant, userId),
           ...messages.map((m) => keys.message(tenant, m.clientMessageId)),
         ],
         [
@@ -398,6 +439,30 @@ export function createOutbox(redis: ScriptClient, options: OutboxOptions = {}): 
 
     async threadOwner(tenant, threadId) {
       return (await redis.hget(keys.thread(tenant, threadId), 'user')) ?? undefined;
+    },
+
+    userThreads: (tenant, userId) => redis.smembers(keys.userThreads(tenant, userId)),
+
+    pendingIds: (tenant, threadId) => redis.lrange(keys.outbox(tenant, threadId), 0, -1),
+
+    async eraseThread(tenant, threadId, userId, token, clientMessageIds) {
+      const res = (await ERASE_THREAD.run(
+        redis,
+        [
+          keys.lock(tenant, threadId),
+          keys.outbox(tenant, threadId),
+          keys.thread(tenant, threadId),
+          keys.pending(),
+          keys.dead(tenant),
+          keys.recent(tenant, threadId),
+          keys.userThreads(tenant, userId),
+          ...['off', 'write_only', 'read_write'].map((m) => keys.context(tenant, threadId, m)),
+          ...clientMessageIds.map((id) => keys.message(tenant, id)),
+        ],
+        [token, pendingMember(tenant, threadId), threadId, ...clientMessageIds],
+      )) as number;
+      if (res === -1) throw new LockLostError('erase');
+      return res;
     },
 
     async recent(tenant, threadId, limit) {
