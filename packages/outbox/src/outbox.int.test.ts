@@ -78,6 +78,51 @@ describe('outbox (real Redis)', () => {
     expect(await redis.zcard(outbox.keys.pending())).to.equal(0);
   });
 
+  it('lists dead letters and replays them at the end of their thread, in the order given', async () => {
+    await outbox.append(
+      'acme',
+      't1',
+      'u1',
+      ['d1', 'd2', 'ok'].map((id) => ({ clientMessageId: id, body: body(id) })),
+      1000,
+    );
+    expect(await outbox.acquireLock('acme', 't1', 'tok', 5000)).to.equal(true);
+    await outbox.commit('acme', 't1', 'tok', ['d1'], { status: 'dead', reason: 'x' }, 2000);
+    await outbox.commit('acme', 't1', 'tok', ['d2'], { status: 'dead', reason: 'y' }, 3000);
+    await outbox.commit('acme', 't1', 'tok', ['ok'], { status: 'written' }, 4000);
+    expect(await outbox.deadLetters('acme', 0, 10)).to.deep.equal([
+      { clientMessageId: 'd1', deadAt: new Date(2000) },
+      { clientMessageId: 'd2', deadAt: new Date(3000) },
+    ]);
+    expect(await outbox.deadLetters('acme', 1, 10)).to.have.length(1);
+    await outbox.append(
+      'acme',
+      't1',
+      'u1',
+      [{ clientMessageId: 'later', body: body('later') }],
+      5000,
+    );
+
+    expect(await outbox.replayDead('acme', 't1', ['d1', 'd2', 'ok', 'nope'], 6000)).to.deep.equal([
+      'replayed',
+      'replayed',
+      'not_dead',
+      'not_dead',
+    ]);
+    expect(await outbox.pendingIds('acme', 't1')).to.deep.equal(['later', 'd1', 'd2']);
+    expect(await outbox.deadLetters('acme', 0, 10)).to.deep.equal([]);
+    const d1 = await outbox.status('acme', 'd1');
+    expect(d1).to.include({ status: 'queued', attempts: 0 });
+    expect(d1?.error).to.equal(undefined);
+    expect(await redis.ttl(outbox.keys.message('acme', 'd1'))).to.equal(-1);
+    const head = await outbox.readHead('acme', 't1', 10);
+    expect(head.messages.map((m) => m.body)).to.deep.equal([body('later'), body('d1'), body('d2')]);
+    // A dead message whose record expired cannot come back; it says so.
+    await outbox.commit('acme', 't1', 'tok', ['later'], { status: 'dead', reason: 'z' }, 7000);
+    await redis.hdel(outbox.keys.message('acme', 'later'), 'body');
+    expect(await outbox.replayDead('acme', 't1', ['later'], 8000)).to.deep.equal(['body_gone']);
+  });
+
   it('records messages in accept order and reports resends as duplicates', async () => {
     const first = await outbox.append(
       'acme',

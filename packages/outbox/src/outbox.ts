@@ -127,6 +127,22 @@ export interface Outbox {
   threadOwner(tenant: string, threadId: string): Promise<string | undefined>;
   /** The thread's most recently accepted message bodies (redacted JSON), oldest first. */
   recent(tenant: string, threadId: string, limit: number): Promise<string[]>;
+  /** Dead-lettered client message ids of a tenant, oldest first, with when they died. */
+  deadLetters(
+    tenant: string,
+    offset: number,
+    limit: number,
+  ): Promise<{ clientMessageId: string; deadAt: Date }[]>;
+  /**
+   * Puts dead messages of one thread back at the end of its outbox, in the order given (sort them
+   * by `seq`); each answers `replayed`, `not_dead` (left alone) or `body_gone` (its record expired).
+   */
+  replayDead(
+    tenant: string,
+    threadId: string,
+    clientMessageIds: readonly string[],
+    nowMs: number,
+  ): Promise<('replayed' | 'not_dead' | 'body_gone')[]>;
   /** The threads a user of this tenant has posted to. */
   userThreads(tenant: string, userId: string): Promise<string[]>;
   /** Client message ids waiting in a thread's outbox, in order. */
@@ -238,6 +254,33 @@ if redis.call('LLEN', KEYS[2]) == 0 then
   return 0
 end
 return redis.call('LLEN', KEYS[2])
+`);
+
+// KEYS: outbox, pending zset, dead zset, message hashes... ARGV: now, pending member, ids...
+// Puts dead messages back at the end of their thread's outbox, in the order given (the caller
+// sorts by accept sequence). Per message: 1 replayed, 0 not dead (left alone), -1 body gone.
+const REPLAY = redisScript(`
+local res = {}
+local added = 0
+for i = 4, #KEYS do
+  local cmid = ARGV[2 + i - 3]
+  local h = redis.call('HMGET', KEYS[i], 'status', 'body')
+  if h[1] ~= 'dead' then
+    res[#res + 1] = 0
+  elseif not h[2] then
+    res[#res + 1] = -1
+  else
+    redis.call('HSET', KEYS[i], 'status', 'queued', 'attempts', 0)
+    redis.call('HDEL', KEYS[i], 'error', 'dead_at')
+    redis.call('PERSIST', KEYS[i])
+    redis.call('RPUSH', KEYS[1], cmid)
+    redis.call('ZREM', KEYS[3], cmid)
+    res[#res + 1] = 1
+    added = added + 1
+  end
+end
+if added > 0 then redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2]) end
+return res
 `);
 
 // KEYS: lock, outbox, thread hash, pending zset, dead zset, message hashes...
@@ -439,6 +482,30 @@ export function createOutbox(redis: ScriptClient, options: OutboxOptions = {}): 
 
     async threadOwner(tenant, threadId) {
       return (await redis.hget(keys.thread(tenant, threadId), 'user')) ?? undefined;
+    },
+
+    async deadLetters(tenant, offset, limit) {
+      const flat = await redis.zrange(keys.dead(tenant), offset, offset + limit - 1, 'WITHSCORES');
+      const out: { clientMessageId: string; deadAt: Date }[] = [];
+      for (let i = 0; i + 1 < flat.length; i += 2) {
+        out.push({ clientMessageId: flat[i] ?? '', deadAt: new Date(Number(flat[i + 1])) });
+      }
+      return out;
+    },
+
+    async replayDead(tenant, threadId, clientMessageIds, nowMs) {
+      if (clientMessageIds.length === 0) return [];
+      const res = (await REPLAY.run(
+        redis,
+        [
+          keys.outbox(tenant, threadId),
+          keys.pending(),
+          keys.dead(tenant),
+          ...clientMessageIds.map((id) => keys.message(tenant, id)),
+        ],
+        [nowMs, pendingMember(tenant, threadId), ...clientMessageIds],
+      )) as number[];
+      return res.map((r) => (r === 1 ? 'replayed' : r === 0 ? 'not_dead' : 'body_gone'));
     },
 
     userThreads: (tenant, userId) => redis.smembers(keys.userThreads(tenant, userId)),
