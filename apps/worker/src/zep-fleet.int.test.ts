@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { startZepEmulator, type ZepEmulator } from '@memfleet/testing/zep-emulator';
 import { httpRequestJson } from '@memfleet/testing/http-request';
 import { waitForValue } from '@memfleet/testing/wait-for';
+import { startAppProcess } from '@memfleet/testing/app-process';
 import { Fleet, KEY, waitFor } from './fleet-harness.ts';
 
 const ZEP_KEY = 'zep-fleet-key';
@@ -374,6 +375,53 @@ describe('fleet on Zep: the real SDK against the Zep v3 emulator', function () {
       expect(
         sumMetric(texts, /^memfleet_breaker_transitions_total\{[^}]*to="closed"[^}]*\} (\d+)/),
       ).to.be.above(0);
+    });
+  });
+
+  describe('dead letters replayed after an outage', () => {
+    const fleet = new Fleet();
+    let emu: ZepEmulator;
+    before(async () => {
+      emu = await startZepEmulator({ apiKeys: [ZEP_KEY] });
+      // One attempt and no breaker: every write of the outage goes dead at once.
+      await fleet.start(
+        zepEnv(emu, { WORKER_MAX_ATTEMPTS: '1', WORKER_BREAKER_FAILURES: '10000' }),
+        2,
+      );
+    });
+    after(async () => {
+      await fleet.stop();
+      await emu.close();
+    });
+
+    it('dlq replay --all writes 500 dead-lettered messages, in thread order, exactly once', async () => {
+      emu.inject({
+        kind: 'status',
+        status: 503,
+        times: Infinity,
+        match: { method: 'POST', path: addCall },
+      });
+      const expected = await fleet.postThreads('dlq', 10, 50);
+      await waitFor(
+        '500 messages dead',
+        async () => (await fleet.ledgerCount('dead', 'dlq-')) === 500,
+        60_000,
+      );
+      expect(inZep(emu, 'dlq-0')).to.deep.equal([]);
+      emu.clearFaults();
+
+      const cli = startAppProcess('apps/cli/src/main.ts', {
+        name: 'memfleet',
+        args: ['dlq', 'replay', '--tenant', 'acme', '--all'],
+        env: { REDIS_URL: fleet.env.REDIS_URL ?? '', REDIS_KEY_PREFIX: fleet.prefix },
+      });
+      expect(await cli.waitForExit(60_000)).to.equal(0);
+      expect(cli.lines().join('\n')).to.match(/total\s*│\s*500/);
+      await writtenAll(fleet, 'dlq-', 500, 60_000);
+      expect(await fleet.ledgerCount('dead', 'dlq-')).to.equal(0);
+      for (const [threadId, ids] of expected) {
+        expect(inZep(emu, threadId), threadId).to.deep.equal(ids);
+      }
     });
   });
 

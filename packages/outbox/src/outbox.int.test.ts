@@ -121,6 +121,11 @@ describe('outbox (real Redis)', () => {
     await outbox.commit('acme', 't1', 'tok', ['later'], { status: 'dead', reason: 'z' }, 7000);
     await redis.hdel(outbox.keys.message('acme', 'later'), 'body');
     expect(await outbox.replayDead('acme', 't1', ['later'], 8000)).to.deep.equal(['body_gone']);
+    // Purging forgets dead messages only.
+    expect(await outbox.purgeDead('acme', ['later', 'd1'])).to.equal(1);
+    expect(await outbox.status('acme', 'later')).to.equal(undefined);
+    expect(await outbox.status('acme', 'd1')).to.include({ status: 'queued' });
+    expect(await outbox.deadLetters('acme', 0, 10)).to.deep.equal([]);
   });
 
   it('records messages in accept order and reports resends as duplicates', async () => {

@@ -143,6 +143,8 @@ export interface Outbox {
     clientMessageIds: readonly string[],
     nowMs: number,
   ): Promise<('replayed' | 'not_dead' | 'body_gone')[]>;
+  /** Forgets dead messages for good (record and dead-letter entry); returns how many. */
+  purgeDead(tenant: string, clientMessageIds: readonly string[]): Promise<number>;
   /** The threads a user of this tenant has posted to. */
   userThreads(tenant: string, userId: string): Promise<string[]>;
   /** Client message ids waiting in a thread's outbox, in order. */
@@ -254,6 +256,19 @@ if redis.call('LLEN', KEYS[2]) == 0 then
   return 0
 end
 return redis.call('LLEN', KEYS[2])
+`);
+
+// KEYS: dead zset, message hashes... ARGV: client message ids... Forgets dead messages only.
+const PURGE = redisScript(`
+local n = 0
+for i = 2, #KEYS do
+  if redis.call('HGET', KEYS[i], 'status') == 'dead' then
+    redis.call('DEL', KEYS[i])
+    redis.call('ZREM', KEYS[1], ARGV[i - 1])
+    n = n + 1
+  end
+end
+return n
 `);
 
 // KEYS: outbox, pending zset, dead zset, message hashes... ARGV: now, pending member, ids...
@@ -506,6 +521,15 @@ export function createOutbox(redis: ScriptClient, options: OutboxOptions = {}): 
         [nowMs, pendingMember(tenant, threadId), ...clientMessageIds],
       )) as number[];
       return res.map((r) => (r === 1 ? 'replayed' : r === 0 ? 'not_dead' : 'body_gone'));
+    },
+
+    async purgeDead(tenant, clientMessageIds) {
+      if (clientMessageIds.length === 0) return 0;
+      return (await PURGE.run(
+        redis,
+        [keys.dead(tenant), ...clientMessageIds.map((id) => keys.message(tenant, id))],
+        clientMessageIds,
+      )) as number;
     },
 
     userThreads: (tenant, userId) => redis.smembers(keys.userThreads(tenant, userId)),
