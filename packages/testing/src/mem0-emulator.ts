@@ -1,31 +1,33 @@
 import { createHash, randomUUID } from 'node:crypto';
-import {
-  createServer,
-  STATUS_CODES,
-  type IncomingMessage,
-  type OutgoingHttpHeaders,
-  type ServerResponse,
-} from 'node:http';
-import type { Socket } from 'node:net';
 import { toError } from '@memfleet/errors/to-error';
-import type { FaultRule, RequestRecord } from './zep-emulator.ts';
+import {
+  answerJson,
+  decodeSegment,
+  isObject,
+  startEmulatorServer,
+  statusText,
+  Timers,
+} from './emulator-server.ts';
+import type {
+  Answer,
+  Arrival,
+  EmulatorApi,
+  EmulatorListenOptions,
+  Json,
+} from './emulator-server.ts';
 
-// The fault rules and request records are the Zep emulator's, so tests and helpers can share them.
+// The fault rules and request records are shared with the Zep emulator (emulator-server.ts).
 // Paths are the full request path here (e.g. '/v3/memories/add/'), and a 'rate_limit' fault
 // answers mem0-style JSON (see the README).
-export type { FaultRule, RequestRecord };
+export type { FaultRule, RequestRecord } from './emulator-server.ts';
 
 /** What an async (`infer` not false) add ends as; see {@link Mem0EmulatorOptions.outcome}. */
 export type Mem0AddOutcome = 'succeeded' | 'failed' | 'empty';
 
 /** Options of {@link startMem0Emulator}. */
-export interface Mem0EmulatorOptions {
+export interface Mem0EmulatorOptions extends EmulatorListenOptions {
   /** Accepted API keys (`Authorization: Token <k>`, or `X-API-Key: <k>` on the OSS routes). Default `['mem0-emulator-key']`. */
   apiKeys?: string[];
-  /** Interface to listen on. Default `'127.0.0.1'`. */
-  host?: string;
-  /** Port to listen on. Default `0` (ephemeral). */
-  port?: number;
   /**
    * How long an async add takes: its event is PENDING for the first half, RUNNING for the second,
    * then SUCCEEDED or FAILED. Default `0` (terminal on the next timer tick).
@@ -75,22 +77,13 @@ export interface StoredEvent {
 }
 
 /** A running emulator of the mem0 platform API and of the self-hosted (OSS) REST server. */
-export interface Mem0Emulator {
+export interface Mem0Emulator extends EmulatorApi {
   /** Base URL, e.g. 'http://127.0.0.1:41234': `MemoryClient`'s `host`, and the OSS server's base. */
   readonly url: string;
-  readonly port: number;
-  /** Every request received, in arrival order. */
-  readonly requests: readonly RequestRecord[];
-  /** Adds a fault rule; rules are consulted in insertion order, the first matching rule with times left applies. */
-  inject(rule: FaultRule): void;
-  clearFaults(): void;
-  setApiKeys(keys: string[]): void;
   /** Stored memories in insertion order, those matching every given entity id (all when omitted). */
   memories(filter?: Mem0Scope): StoredMemory[];
   /** Every event in creation order. */
   events(): StoredEvent[];
-  /** Stops listening, destroys open connections and clears every timer the emulator armed. */
-  close(): Promise<void>;
 }
 
 const ENTITY_KEYS = ['user_id', 'agent_id', 'app_id', 'run_id'] as const;
@@ -111,21 +104,9 @@ const OSS_AUTH_REQUIRED = 'Authentication required. Provide a Bearer token or X-
 const FAILED_ERROR = 'Memory extraction failed (emulated).';
 const MAX_PAGE_SIZE = 200;
 const JSON_TYPE = 'application/json';
-const TEXT_TYPE = 'text/plain; charset=utf-8';
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-type Json = Record<string, unknown>;
-
-/** A complete HTTP answer, computed before it is sent (or held back, or dropped). */
-interface Answer {
-  status: number;
-  headers: OutgoingHttpHeaders;
-  body: string;
-}
-
-function jsonAnswer(status: number, value: unknown): Answer {
-  return { status, headers: { 'content-type': JSON_TYPE }, body: JSON.stringify(value) };
-}
+const jsonAnswer = (status: number, value: unknown): Answer => answerJson(JSON_TYPE, status, value);
 
 /** Thrown by the routes; answered with its status and body. */
 class ApiError extends Error {
@@ -144,10 +125,6 @@ const platformError = (status: number, error: string): ApiError => new ApiError(
 /** FastAPI's shape, used by the OSS server. */
 const ossError = (status: number, detail: string): ApiError => new ApiError(status, { detail });
 
-function isObject(value: unknown): value is Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 function parseBody(text: string, fail: (message: string) => ApiError): Json {
   let value: unknown;
   try {
@@ -159,51 +136,7 @@ function parseBody(text: string, fail: (message: string) => ApiError): Json {
   return value;
 }
 
-function decodeSegment(segment: string): string {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return segment;
-  }
-}
-
 const now = (): string => new Date().toISOString();
-
-// ---- timers ----
-
-/** Every timer the emulator arms, so that close() can clear them all. */
-class Timers {
-  private closed = false;
-  private readonly pending = new Set<{ timer: NodeJS.Timeout; settle: (ran: boolean) => void }>();
-
-  /** Resolves true after `ms`, or false (at once) if closed first. */
-  wait(ms: number): Promise<boolean> {
-    if (this.closed) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      const entry = {
-        timer: setTimeout(() => {
-          this.pending.delete(entry);
-          resolve(true);
-        }, ms),
-        settle: resolve,
-      };
-      this.pending.add(entry);
-    });
-  }
-
-  get isClosed(): boolean {
-    return this.closed;
-  }
-
-  close(): void {
-    this.closed = true;
-    for (const entry of this.pending) {
-      clearTimeout(entry.timer);
-      entry.settle(false);
-    }
-    this.pending.clear();
-  }
-}
 
 // ---- the data model ----
 
@@ -796,25 +729,6 @@ function copyMemory(m: StoredMemory): StoredMemory {
 
 // ---- faults ----
 
-function statusFaultAnswer(rule: Extract<FaultRule, { kind: 'status' }>): Answer {
-  let { body } = rule;
-  let contentType = JSON_TYPE;
-  if (body === undefined) {
-    body = JSON.stringify({ detail: STATUS_CODES[rule.status] ?? 'error' });
-  } else {
-    try {
-      JSON.parse(body);
-    } catch {
-      contentType = TEXT_TYPE;
-    }
-  }
-  const headers: OutgoingHttpHeaders = { 'content-type': contentType };
-  for (const [key, value] of Object.entries(rule.headers ?? {})) {
-    headers[key.toLowerCase()] = value;
-  }
-  return { status: rule.status, headers, body };
-}
-
 /** A throttled answer in Django REST framework's words (inferred; mem0 publishes no limits). */
 function rateLimitAnswer(retryAfterS: number): Answer {
   const answer = jsonAnswer(429, {
@@ -830,24 +744,6 @@ function rateLimitAnswer(retryAfterS: number): Answer {
   return answer;
 }
 
-interface FaultEntry {
-  rule: FaultRule;
-  left: number;
-}
-
-/** The first rule with times left whose match fits; spends one of its times. */
-function takeFault(entries: FaultEntry[], method: string, path: string): FaultRule | undefined {
-  for (const entry of entries) {
-    if (entry.left <= 0) continue;
-    const { match } = entry.rule;
-    if (match?.method !== undefined && match.method.toUpperCase() !== method) continue;
-    if (match?.path !== undefined && path.search(match.path) === -1) continue;
-    entry.left -= 1;
-    return entry.rule;
-  }
-  return undefined;
-}
-
 // ---- the server ----
 
 function checkOptions(options: Mem0EmulatorOptions): number {
@@ -856,19 +752,6 @@ function checkOptions(options: Mem0EmulatorOptions): number {
     throw new Error(`startMem0Emulator: eventLagMs must be >= 0, got ${lag}`);
   }
   return lag;
-}
-
-/** The body as text, or undefined if the client went away before sending all of it. */
-function readBody(req: IncomingMessage): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', () => resolve(undefined));
-    req.on('close', () => {
-      if (!req.complete) resolve(undefined);
-    });
-  });
 }
 
 /** Platform routes live under a version prefix; everything else is the OSS server's. */
@@ -884,24 +767,12 @@ const isPlatformPath = (segments: string[]): boolean => /^v\d+$/.test(segments[0
  */
 export async function startMem0Emulator(options: Mem0EmulatorOptions = {}): Promise<Mem0Emulator> {
   const eventLagMs = checkOptions(options);
-  const host = options.host ?? '127.0.0.1';
   const timers = new Timers();
   const store = new Mem0Store(timers, eventLagMs, options.outcome);
-  let apiKeys = new Set(options.apiKeys ?? ['mem0-emulator-key']);
-  let faults: FaultEntry[] = [];
-  const requests: RequestRecord[] = [];
-
-  interface Incoming {
-    method: string;
-    pathname: string;
-    query: URLSearchParams;
-    text: string;
-    headers: IncomingMessage['headers'];
-  }
 
   /** What a request gets when no fault intervenes: auth, then the route. */
-  const perform = (incoming: Incoming): Answer => {
-    const { method, pathname, query, headers } = incoming;
+  const perform = ({ method, url, headers, hasApiKey }: Arrival, text: string): Answer => {
+    const { pathname, searchParams: query } = url;
     const segments = pathname
       .split('/')
       .filter((s) => s !== '')
@@ -911,18 +782,17 @@ export async function startMem0Emulator(options: Mem0EmulatorOptions = {}): Prom
     try {
       if (platform) {
         const key = /^Token (.+)$/i.exec(headers.authorization ?? '')?.[1]?.trim();
-        if (key === undefined || !apiKeys.has(key))
-          throw new ApiError(401, { detail: INVALID_KEY });
+        if (key === undefined || !hasApiKey(key)) throw new ApiError(401, { detail: INVALID_KEY });
         // The platform's paths all end with a slash; the OSS server's never do.
         if (!pathname.endsWith('/')) throw new ApiError(404, { detail: 'Not found.' });
-        return store.platform(method, segments, query, () => parseBody(incoming.text, fail));
+        return store.platform(method, segments, query, () => parseBody(text, fail));
       }
       const header = headers['x-api-key'];
       const key = Array.isArray(header) ? header[0] : header;
       if (key === undefined || key === '') throw ossError(401, OSS_AUTH_REQUIRED);
-      if (!apiKeys.has(key)) throw ossError(401, 'Invalid API key.');
+      if (!hasApiKey(key)) throw ossError(401, 'Invalid API key.');
       if (pathname.endsWith('/') && pathname !== '/') throw ossError(404, 'Not Found');
-      return store.oss(method, segments, query, () => parseBody(incoming.text, fail));
+      return store.oss(method, segments, query, () => parseBody(text, fail));
     } catch (err: unknown) {
       if (err instanceof ApiError) {
         const answer = jsonAnswer(err.status, err.body);
@@ -933,134 +803,24 @@ export async function startMem0Emulator(options: Mem0EmulatorOptions = {}): Prom
     }
   };
 
-  const send = (res: ServerResponse, record: RequestRecord, answer: Answer): void => {
-    if (res.headersSent || res.destroyed || res.socket === null || res.socket.destroyed) return;
-    res.writeHead(answer.status, {
-      ...answer.headers,
-      'content-length': Buffer.byteLength(answer.body),
-    });
-    res.end(answer.body);
-    record.status = answer.status;
-    record.answeredAt = Date.now();
-  };
-
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const arrivedAt = Date.now();
-    const method = (req.method ?? 'GET').toUpperCase();
-    const url = new URL(req.url ?? '/', 'http://emulator.invalid');
-    const record: RequestRecord = { arrivedAt, method, path: decodeSegment(url.pathname) };
-    requests.push(record);
-    // Faults are decided on arrival, so concurrent requests get them in order.
-    const fault = takeFault(faults, method, record.path);
-    if (fault) record.fault = fault.kind;
-
-    const text = await readBody(req);
-    if (text === undefined || timers.isClosed) return;
-    const incoming: Incoming = {
-      method,
-      pathname: url.pathname,
-      query: url.searchParams,
-      text,
-      headers: req.headers,
-    };
-
-    switch (fault?.kind) {
-      case undefined:
-        send(res, record, perform(incoming));
-        return;
-      case 'status':
-        if (fault.commit === 'after') perform(incoming);
-        send(res, record, statusFaultAnswer(fault));
-        return;
-      case 'rate_limit':
-        send(res, record, rateLimitAnswer(fault.retryAfterS));
-        return;
-      case 'delay':
-        if (fault.commit === 'after') {
-          // The write lands once the wait is over, even if the client has given up by then.
-          if (await timers.wait(fault.ms)) send(res, record, perform(incoming));
-        } else {
-          const answer = perform(incoming);
-          if (await timers.wait(fault.ms)) send(res, record, answer);
-        }
-        return;
-      case 'drop':
-        if (fault.commit === 'after') perform(incoming);
-        req.socket.destroy();
-        return;
-      case 'hook': {
-        const answer = perform(incoming);
-        try {
-          await fault.run(record);
-        } catch (err: unknown) {
-          const detail = `emulator hook failed: ${toError(err).message}`;
-          send(res, record, jsonAnswer(500, { detail }));
-          return;
-        }
-        send(res, record, answer);
-        return;
-      }
-    }
-  };
-
-  const sockets = new Set<Socket>();
-  const server = createServer((req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      // Only a bug of the emulator gets here; say so rather than hang the client.
-      if (res.headersSent || res.destroyed) return;
-      const answer = jsonAnswer(500, { detail: `emulator error: ${toError(err).message}` });
-      res.writeHead(answer.status, answer.headers).end(answer.body);
-    });
+  const server = await startEmulatorServer(options, {
+    name: 'startMem0Emulator',
+    defaultApiKey: 'mem0-emulator-key',
+    jsonType: JSON_TYPE,
+    timers,
+    accept: (arrival) => ({
+      path: decodeSegment(arrival.url.pathname),
+      perform: (text) => perform(arrival, text),
+    }),
+    statusFaultBody: (status) => ({ detail: statusText(status) }),
+    errorBody: (detail) => ({ detail }),
+    rateLimitAnswer,
   });
-  server.on('connection', (socket) => {
-    // Clients keep connections alive between requests; those idle server sockets belong to the
-    // emulator, not to the test that made the request, and close() ends them.
-    socket.unref();
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host, port: options.port ?? 0 }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address();
-  if (address === null || typeof address === 'string') {
-    server.close();
-    throw new Error('startMem0Emulator: the server has no TCP address');
-  }
-  const urlHost = host.includes(':') ? `[${host}]` : host;
 
-  let closing: Promise<void> | undefined;
   return {
-    url: `http://${urlHost}:${address.port}`,
-    port: address.port,
-    requests,
-    inject(rule) {
-      const times = rule.times ?? 1;
-      if (!(times >= 0)) throw new Error(`inject: times must be >= 0, got ${times}`);
-      faults.push({ rule, left: times });
-    },
-    clearFaults() {
-      faults = [];
-    },
-    setApiKeys(keys) {
-      apiKeys = new Set(keys);
-    },
+    url: server.origin,
+    ...server.api,
     memories: (filter = {}) => store.memories.filter((m) => inScope(m, filter)).map(copyMemory),
     events: () => [...store.events.values()].map((e) => structuredClone(e)),
-    close() {
-      closing ??= new Promise<void>((resolve, reject) => {
-        timers.close();
-        server.close((err) => {
-          if (err) reject(err);
-          else resolve();
-        });
-        for (const socket of sockets) socket.destroy();
-      });
-      return closing;
-    },
   };
 }

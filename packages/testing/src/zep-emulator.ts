@@ -1,22 +1,30 @@
 import { randomUUID } from 'node:crypto';
-import {
-  createServer,
-  STATUS_CODES,
-  type IncomingMessage,
-  type OutgoingHttpHeaders,
-  type ServerResponse,
-} from 'node:http';
-import type { Socket } from 'node:net';
 import { toError } from '@memfleet/errors/to-error';
+import {
+  answerJson,
+  decodeSegment,
+  isObject,
+  startEmulatorServer,
+  statusText,
+  TEXT_TYPE,
+  Timers,
+} from './emulator-server.ts';
+import type {
+  Accepted,
+  Answer,
+  Arrival,
+  EmulatorApi,
+  EmulatorListenOptions,
+  Json,
+} from './emulator-server.ts';
+
+// The fault rules and request records are shared by the emulators; paths are below /api/v2 here.
+export type { FaultRule, RequestRecord } from './emulator-server.ts';
 
 /** Options of {@link startZepEmulator}. */
-export interface ZepEmulatorOptions {
+export interface ZepEmulatorOptions extends EmulatorListenOptions {
   /** Accepted API keys (`Authorization: Api-Key <k>`). Default `['zep-emulator-key']`. */
   apiKeys?: string[];
-  /** Interface to listen on. Default `'127.0.0.1'`. */
-  host?: string;
-  /** Port to listen on. Default `0` (ephemeral). */
-  port?: number;
   /** Most messages one `POST /threads/:id/messages` may carry. Default `30`. */
   maxMessagesPerCall?: number;
   /** Longest message content, counted in code points. Default `2500` (Zep's free plan). */
@@ -46,66 +54,16 @@ export interface StoredMessage {
   processed: boolean;
 }
 
-/** One request the emulator received. */
-export interface RequestRecord {
-  /** `Date.now()` when the request arrived. */
-  arrivedAt: number;
-  /** `Date.now()` when the answer was sent; undefined if the connection was dropped. */
-  answeredAt?: number;
-  method: string;
-  /** Path below /api/v2, without query, e.g. '/threads/t1/messages'. */
-  path: string;
-  /** Undefined when the connection was dropped (by a fault, or by the client before the answer). */
-  status?: number;
-  /** The kind of the fault rule that applied to this request, if any. */
-  fault?: FaultRule['kind'];
-}
-
-/** A scripted fault; see {@link ZepEmulator.inject}. */
-export type FaultRule = {
-  /** Which requests the rule applies to; all when omitted. path is matched against the path below /api/v2. */
-  match?: { method?: string; path?: RegExp };
-  /** How many matching requests it applies to; default 1; Infinity allowed. */
-  times?: number;
-} & (
-  | {
-      kind: 'status';
-      status: number;
-      /** Default `{"message":"<status text>"}`; a body that is not JSON is sent as text/plain. */
-      body?: string;
-      headers?: Record<string, string>;
-      /** 'before': answer the error without storing (default). 'after': perform the request normally (store), then answer the error status instead. */
-      commit?: 'before' | 'after';
-    }
-  /** 429 text/plain 'Rate limit exceeded for FREE plan', Retry-After, X-RateLimit-* headers; nothing stored. */
-  | { kind: 'rate_limit'; retryAfterS: number }
-  /** 'before' (default): store at once, answer after ms. 'after': wait ms, then store and answer. */
-  | { kind: 'delay'; ms: number; commit?: 'before' | 'after' }
-  /** Destroy the socket without answering; 'after' = store first; default 'before' = nothing stored. */
-  | { kind: 'drop'; commit?: 'before' | 'after' }
-  /** Perform the request (store), await run(), then answer normally (500 if run throws). */
-  | { kind: 'hook'; run: (req: RequestRecord) => Promise<void> }
-);
-
 /** A running emulator of the Zep Cloud v3 HTTP API. */
-export interface ZepEmulator {
+export interface ZepEmulator extends EmulatorApi {
   /** Base URL for the SDK, e.g. 'http://127.0.0.1:41234/api/v2'. */
   readonly url: string;
-  readonly port: number;
-  /** Every request received, in arrival order. */
-  readonly requests: readonly RequestRecord[];
-  /** Adds a fault rule; rules are consulted in insertion order, the first matching rule with times left applies. */
-  inject(rule: FaultRule): void;
-  clearFaults(): void;
-  setApiKeys(keys: string[]): void;
   /** A thread's stored messages in insertion order ([] if unknown thread). */
   threadMessages(threadId: string): StoredMessage[];
   threadIds(): string[];
   userIds(): string[];
   /** The owner user id of a thread, or undefined. */
   threadOwner(threadId: string): string | undefined;
-  /** Stops listening, destroys open connections and clears every timer the emulator armed. */
-  close(): Promise<void>;
 }
 
 const API_PREFIX = '/api/v2';
@@ -118,20 +76,8 @@ const RATE_LIMIT_BODY = 'Rate limit exceeded for FREE plan';
 /** X-RateLimit-Limit of a 'rate_limit' fault when there is no token bucket: Zep's free-plan penalty mode. */
 const FREE_PLAN_PENALTY_RPM = 5;
 const JSON_TYPE = 'application/json; charset=utf-8';
-const TEXT_TYPE = 'text/plain; charset=utf-8';
 
-type Json = Record<string, unknown>;
-
-/** A complete HTTP answer, computed before it is sent (or held back, or dropped). */
-interface Answer {
-  status: number;
-  headers: OutgoingHttpHeaders;
-  body: string;
-}
-
-function jsonAnswer(status: number, value: unknown): Answer {
-  return { status, headers: { 'content-type': JSON_TYPE }, body: JSON.stringify(value) };
-}
+const jsonAnswer = (status: number, value: unknown): Answer => answerJson(JSON_TYPE, status, value);
 
 /** Thrown by the routes; answered as `{"message": ...}` with its status. */
 class ApiError extends Error {
@@ -147,10 +93,6 @@ const badRequest = (message: string): ApiError => new ApiError(400, message);
 const notFound = (): ApiError => new ApiError(404, 'not found');
 
 // ---- small validators ----
-
-function isObject(value: unknown): value is Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function isScalar(value: unknown): boolean {
   return typeof value === 'string' || typeof value === 'boolean' || typeof value === 'number';
@@ -227,50 +169,6 @@ function queryInt(query: URLSearchParams, key: string): number | undefined {
 
 function plural(n: number, noun: string): string {
   return `${n} ${noun}${n === 1 ? '' : 's'}`;
-}
-
-function decodeSegment(segment: string): string {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return segment;
-  }
-}
-
-// ---- timers ----
-
-/** Every timer the emulator arms, so that close() can clear them all. */
-class Timers {
-  private closed = false;
-  private readonly pending = new Set<{ timer: NodeJS.Timeout; settle: (ran: boolean) => void }>();
-
-  /** Resolves true after `ms`, or false (at once) if closed first. */
-  wait(ms: number): Promise<boolean> {
-    if (this.closed) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      const entry = {
-        timer: setTimeout(() => {
-          this.pending.delete(entry);
-          resolve(true);
-        }, ms),
-        settle: resolve,
-      };
-      this.pending.add(entry);
-    });
-  }
-
-  get isClosed(): boolean {
-    return this.closed;
-  }
-
-  close(): void {
-    this.closed = true;
-    for (const entry of this.pending) {
-      clearTimeout(entry.timer);
-      entry.settle(false);
-    }
-    this.pending.clear();
-  }
 }
 
 // ---- rate limit ----
@@ -805,25 +703,6 @@ function taskJson(task: TaskRecord): Json {
 
 // ---- faults ----
 
-function statusFaultAnswer(rule: Extract<FaultRule, { kind: 'status' }>): Answer {
-  let { body } = rule;
-  let contentType = JSON_TYPE;
-  if (body === undefined) {
-    body = JSON.stringify({ message: (STATUS_CODES[rule.status] ?? 'error').toLowerCase() });
-  } else {
-    try {
-      JSON.parse(body);
-    } catch {
-      contentType = TEXT_TYPE;
-    }
-  }
-  const headers: OutgoingHttpHeaders = { 'content-type': contentType };
-  for (const [key, value] of Object.entries(rule.headers ?? {})) {
-    headers[key.toLowerCase()] = value;
-  }
-  return { status: rule.status, headers, body };
-}
-
 /** Zep's 429, as seen from Cloudflare in front of it. */
 function rateLimitAnswer(retryAfterS: number, bucket: TokenBucket | undefined): Answer {
   const at = Date.now();
@@ -841,25 +720,6 @@ function rateLimitAnswer(retryAfterS: number, bucket: TokenBucket | undefined): 
     },
     body: RATE_LIMIT_BODY,
   };
-}
-
-interface FaultEntry {
-  rule: FaultRule;
-  left: number;
-}
-
-/** The first rule with times left whose match fits; spends one of its times. */
-function takeFault(entries: FaultEntry[], method: string, path: string): FaultRule | undefined {
-  for (const entry of entries) {
-    if (entry.left <= 0) continue;
-    const { match } = entry.rule;
-    if (match?.method !== undefined && match.method.toUpperCase() !== method) continue;
-    // search() ignores and keeps lastIndex, so a /g regex behaves the same every time.
-    if (match?.path !== undefined && path.search(match.path) === -1) continue;
-    entry.left -= 1;
-    return entry.rule;
-  }
-  return undefined;
 }
 
 // ---- the server ----
@@ -887,19 +747,6 @@ function checkOptions(options: ZepEmulatorOptions): Limits {
   };
 }
 
-/** The body as text, or undefined if the client went away before sending all of it. */
-function readBody(req: IncomingMessage): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', () => resolve(undefined));
-    req.on('close', () => {
-      if (!req.complete) resolve(undefined);
-    });
-  });
-}
-
 /**
  * Starts a local emulator of the Zep Cloud v3 HTTP API, served under `/api/v2` as the
  * `@getzep/zep-cloud` 3.x SDK expects, with scripted faults (error statuses before or after the
@@ -909,56 +756,14 @@ function readBody(req: IncomingMessage): Promise<string | undefined> {
  */
 export async function startZepEmulator(options: ZepEmulatorOptions = {}): Promise<ZepEmulator> {
   const limits = checkOptions(options);
-  const host = options.host ?? '127.0.0.1';
   const rpm = options.rateLimitPerMinute;
   const bucket = rpm === undefined ? undefined : new TokenBucket(rpm, Date.now());
   const timers = new Timers();
   const project = new ZepProject(limits, timers);
-  let apiKeys = new Set(options.apiKeys ?? ['zep-emulator-key']);
-  let faults: FaultEntry[] = [];
-  const requests: RequestRecord[] = [];
 
-  interface Incoming {
-    method: string;
-    /** Decoded path segments below /api/v2; undefined for a path outside it. */
-    segments: string[] | undefined;
-    query: URLSearchParams;
-    text: string;
-    authorization: string | undefined;
-    /** Whether the token bucket had a token for this request when it arrived. */
-    admitted: boolean;
-  }
-
-  /** What a request gets when no fault intervenes: rate limit, then auth, then the route. */
-  const perform = (incoming: Incoming): Answer => {
-    if (!incoming.admitted) {
-      return rateLimitAnswer(bucket?.retryAfterS(Date.now()) ?? 1, bucket);
-    }
-    const key = /^Api-Key (.+)$/i.exec(incoming.authorization ?? '')?.[1]?.trim();
-    if (key === undefined || !apiKeys.has(key)) {
-      return jsonAnswer(401, { message: 'unauthorized' });
-    }
-    if (incoming.segments === undefined) return jsonAnswer(404, { message: 'not found' });
-    return project.answer(incoming.method, incoming.segments, incoming.query, incoming.text);
-  };
-
-  const send = (res: ServerResponse, record: RequestRecord, answer: Answer): void => {
-    if (res.headersSent || res.destroyed || res.socket === null || res.socket.destroyed) return;
-    res.writeHead(answer.status, {
-      ...bucket?.headers(Date.now()),
-      ...answer.headers,
-      'content-length': Buffer.byteLength(answer.body),
-    });
-    res.end(answer.body);
-    record.status = answer.status;
-    record.answeredAt = Date.now();
-  };
-
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const arrivedAt = Date.now();
-    const method = (req.method ?? 'GET').toUpperCase();
-    const url = new URL(req.url ?? '/', 'http://emulator.invalid');
+  const accept = ({ arrivedAt, method, url, headers, hasApiKey }: Arrival): Accepted => {
     const inApi = url.pathname === API_PREFIX || url.pathname.startsWith(`${API_PREFIX}/`);
+    /** Decoded path segments below /api/v2; undefined for a path outside it. */
     const segments = inApi
       ? url.pathname
           .slice(API_PREFIX.length)
@@ -966,127 +771,43 @@ export async function startZepEmulator(options: ZepEmulatorOptions = {}): Promis
           .filter((s) => s !== '')
           .map(decodeSegment)
       : undefined;
-    const record: RequestRecord = {
-      arrivedAt,
-      method,
-      path: segments === undefined ? url.pathname : `/${segments.join('/')}`,
-    };
-    requests.push(record);
-    // Faults and the bucket are decided on arrival, so concurrent requests get them in order.
-    const fault = takeFault(faults, method, record.path);
-    if (fault) record.fault = fault.kind;
+    // The bucket is decided on arrival (like faults), so concurrent requests get it in order.
     const admitted = bucket?.take(arrivedAt) ?? true;
-
-    const text = await readBody(req);
-    if (text === undefined || timers.isClosed) return;
-    const incoming: Incoming = {
-      method,
-      segments,
-      query: url.searchParams,
-      text,
-      authorization: req.headers.authorization,
-      admitted,
+    return {
+      path: segments === undefined ? url.pathname : `/${segments.join('/')}`,
+      /** What a request gets when no fault intervenes: rate limit, then auth, then the route. */
+      perform: (text) => {
+        if (!admitted) {
+          return rateLimitAnswer(bucket?.retryAfterS(Date.now()) ?? 1, bucket);
+        }
+        const key = /^Api-Key (.+)$/i.exec(headers.authorization ?? '')?.[1]?.trim();
+        if (key === undefined || !hasApiKey(key)) {
+          return jsonAnswer(401, { message: 'unauthorized' });
+        }
+        if (segments === undefined) return jsonAnswer(404, { message: 'not found' });
+        return project.answer(method, segments, url.searchParams, text);
+      },
     };
-
-    switch (fault?.kind) {
-      case undefined:
-        send(res, record, perform(incoming));
-        return;
-      case 'status':
-        if (fault.commit === 'after') perform(incoming);
-        send(res, record, statusFaultAnswer(fault));
-        return;
-      case 'rate_limit':
-        send(res, record, rateLimitAnswer(fault.retryAfterS, bucket));
-        return;
-      case 'delay':
-        if (fault.commit === 'after') {
-          // The write lands once the wait is over, even if the client has given up by then.
-          if (await timers.wait(fault.ms)) send(res, record, perform(incoming));
-        } else {
-          const answer = perform(incoming);
-          if (await timers.wait(fault.ms)) send(res, record, answer);
-        }
-        return;
-      case 'drop':
-        if (fault.commit === 'after') perform(incoming);
-        req.socket.destroy();
-        return;
-      case 'hook': {
-        const answer = perform(incoming);
-        try {
-          await fault.run(record);
-        } catch (err: unknown) {
-          const message = `emulator hook failed: ${toError(err).message}`;
-          send(res, record, jsonAnswer(500, { message }));
-          return;
-        }
-        send(res, record, answer);
-        return;
-      }
-    }
   };
 
-  const sockets = new Set<Socket>();
-  const server = createServer((req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      // Only a bug of the emulator gets here; say so rather than hang the client.
-      if (res.headersSent || res.destroyed) return;
-      const answer = jsonAnswer(500, { message: `emulator error: ${toError(err).message}` });
-      res.writeHead(answer.status, answer.headers).end(answer.body);
-    });
+  const server = await startEmulatorServer(options, {
+    name: 'startZepEmulator',
+    defaultApiKey: 'zep-emulator-key',
+    jsonType: JSON_TYPE,
+    timers,
+    accept,
+    statusFaultBody: (status) => ({ message: statusText(status).toLowerCase() }),
+    errorBody: (message) => ({ message }),
+    rateLimitAnswer: (retryAfterS) => rateLimitAnswer(retryAfterS, bucket),
+    commonHeaders: () => ({ ...bucket?.headers(Date.now()) }),
   });
-  server.on('connection', (socket) => {
-    // Clients keep connections alive between requests (as they do with Zep); those idle server
-    // sockets belong to the emulator, not to the test that made the request, and close() ends them.
-    socket.unref();
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host, port: options.port ?? 0 }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address();
-  if (address === null || typeof address === 'string') {
-    server.close();
-    throw new Error('startZepEmulator: the server has no TCP address');
-  }
-  const urlHost = host.includes(':') ? `[${host}]` : host;
 
-  let closing: Promise<void> | undefined;
   return {
-    url: `http://${urlHost}:${address.port}${API_PREFIX}`,
-    port: address.port,
-    requests,
-    inject(rule) {
-      const times = rule.times ?? 1;
-      if (!(times >= 0)) throw new Error(`inject: times must be >= 0, got ${times}`);
-      faults.push({ rule, left: times });
-    },
-    clearFaults() {
-      faults = [];
-    },
-    setApiKeys(keys) {
-      apiKeys = new Set(keys);
-    },
+    url: `${server.origin}${API_PREFIX}`,
+    ...server.api,
     threadMessages: (threadId) => project.threads.get(threadId)?.messages.map(storedMessage) ?? [],
     threadIds: () => [...project.threads.keys()],
     userIds: () => [...project.users.keys()],
     threadOwner: (threadId) => project.threads.get(threadId)?.userId,
-    close() {
-      closing ??= new Promise<void>((resolve, reject) => {
-        timers.close();
-        server.close((err) => {
-          if (err) reject(err);
-          else resolve();
-        });
-        for (const socket of sockets) socket.destroy();
-      });
-      return closing;
-    },
   };
 }
