@@ -1,16 +1,8 @@
-import { PassThrough } from 'node:stream';
 import { expect } from 'chai';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import request from 'supertest';
-import { loadConfig } from '@memfleet/config/load-config';
-import { migrate } from '@memfleet/db/migrate';
-import { createLogger } from '@memfleet/logger/create-logger';
-import { createTestDatabase, testRedisUrl, uniquePrefix } from '@memfleet/testing/fixtures';
-import { startApi, type ApiRuntime } from './api-runtime.ts';
-
-const ACME = 'acme-key-0123456789abcdef';
-const GLOBEX = 'globex-key-0123456789abcd';
-const ADMIN = 'admin-key-0123456789abcdef';
+import type { ApiRuntime } from './api-runtime.ts';
+import { ACME, ADMIN, GLOBEX, startTestApi, type TestApi } from './test-api.fixture.ts';
 
 const message = (id: string, extra: Record<string, unknown> = {}) => ({
   client_message_id: id,
@@ -23,35 +15,19 @@ describe('api (real Redis and Postgres)', () => {
   let api: ApiRuntime;
   let redis: Redis;
   let prefix: string;
-  let db: { url: string; drop(): Promise<void> };
+  let fixture: TestApi;
 
   before(async () => {
-    db = await createTestDatabase();
-    await migrate(db.url);
-    prefix = uniquePrefix();
-    const config = loadConfig({
-      REDIS_URL: await testRedisUrl(),
-      REDIS_KEY_PREFIX: prefix,
-      DATABASE_URL: db.url,
-      MEMFLEET_API_KEYS: `acme:${ACME},globex:${GLOBEX}`,
-      MEMFLEET_ADMIN_KEY: ADMIN,
-      API_PORT: '0',
+    fixture = await startTestApi({
       MESSAGE_CONTENT_MAX_CHARS: '1000',
       API_BODY_LIMIT_BYTES: '65536',
     });
-    api = await startApi(config, createLogger({ service: 'api', stream: new PassThrough() }));
-    redis = new Redis(await testRedisUrl());
+    ({ api, redis, prefix } = fixture);
     // Opens the API's Postgres connection up front: it is shared by every test of this file.
     expect((await request(api.url).get('/readyz')).status).to.equal(200);
   });
 
-  after(async () => {
-    const keys = await redis.keys(`${prefix}*`);
-    if (keys.length > 0) await redis.del(...keys);
-    await redis.quit();
-    await api.close();
-    await db.drop();
-  });
+  after(() => fixture.stop());
 
   const post = (thread: string, body: unknown, key = ACME) =>
     request(api.url)

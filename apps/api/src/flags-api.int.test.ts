@@ -1,18 +1,10 @@
-import { PassThrough } from 'node:stream';
 import { expect } from 'chai';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import request from 'supertest';
-import { loadConfig } from '@memfleet/config/load-config';
-import { migrate } from '@memfleet/db/migrate';
 import { createFlags } from '@memfleet/flags/flags';
 import type { FlagsView } from '@memfleet/flags/flags-view';
-import { createLogger } from '@memfleet/logger/create-logger';
-import { createTestDatabase, testRedisUrl, uniquePrefix } from '@memfleet/testing/fixtures';
-import { startApi, type ApiRuntime } from './api-runtime.ts';
-
-const ACME = 'acme-key-0123456789abcdef';
-const GLOBEX = 'globex-key-0123456789abcd';
-const ADMIN = 'admin-key-0123456789abcdef';
+import type { ApiRuntime } from './api-runtime.ts';
+import { ACME, ADMIN, GLOBEX, startTestApi, type TestApi } from './test-api.fixture.ts';
 
 const view = (res: request.Response): FlagsView => res.body as FlagsView;
 const errorOf = (res: request.Response) =>
@@ -30,37 +22,20 @@ describe('admin flags API: GET/PUT /v1/admin/flags (real Redis)', () => {
   let api: ApiRuntime;
   let redis: Redis;
   let prefix: string;
-  let db: { url: string; drop(): Promise<void> };
+  let fixture: TestApi;
 
   before(async () => {
-    db = await createTestDatabase();
-    await migrate(db.url);
-    prefix = uniquePrefix();
-    const config = loadConfig({
-      REDIS_URL: await testRedisUrl(),
-      REDIS_KEY_PREFIX: prefix,
-      DATABASE_URL: db.url,
-      MEMFLEET_API_KEYS: `acme:${ACME},globex:${GLOBEX}`,
-      MEMFLEET_ADMIN_KEY: ADMIN,
-      API_PORT: '0',
+    fixture = await startTestApi({
       MEMORY_MODE: 'write_only',
       READ_CANARY_PERCENT: '50',
       FLAGS_REFRESH_MS: '100',
     });
-    api = await startApi(config, createLogger({ service: 'api', stream: new PassThrough() }));
-    redis = new Redis(await testRedisUrl());
+    ({ api, redis, prefix } = fixture);
   });
 
-  afterEach(async () => {
-    const keys = await redis.keys(`${prefix}*`);
-    if (keys.length > 0) await redis.del(...keys);
-  });
+  afterEach(() => fixture.clearRedis());
 
-  after(async () => {
-    await redis.quit();
-    await api.close();
-    await db.drop();
-  });
+  after(() => fixture.stop());
 
   const get = (key = ADMIN) =>
     request(api.url).get('/v1/admin/flags').set('authorization', `Bearer ${key}`);
