@@ -1,5 +1,9 @@
 import { expect } from 'chai';
-import { startZepEmulator, type ZepEmulator } from '@memfleet/testing/zep-emulator';
+import {
+  startZepEmulator,
+  type ZepEmulator,
+  type ZepEmulatorOptions,
+} from '@memfleet/testing/zep-emulator';
 import { httpRequestJson } from '@memfleet/testing/http-request';
 import { waitForValue } from '@memfleet/testing/wait-for';
 import { startAppProcess } from '@memfleet/testing/app-process';
@@ -68,24 +72,47 @@ async function fleetMetrics(fleet: Fleet): Promise<string[]> {
 
 const addCall = /^\/threads\/[^/]+\/messages$/;
 
+/**
+ * A fleet on Zep for one `describe`: the emulator and the fleet start before its tests and stop
+ * after them. `ctx.emu` is set once the hooks have run.
+ */
+function zepFleet(setup: {
+  emulator?: Omit<ZepEmulatorOptions, 'apiKeys'>;
+  env?: Record<string, string>;
+  workers: number;
+  reader?: boolean;
+}): { fleet: Fleet; emu: ZepEmulator } {
+  const fleet = new Fleet();
+  const ctx: { fleet: Fleet; emu?: ZepEmulator } = { fleet };
+  before(async () => {
+    const emu = await startZepEmulator({ apiKeys: [ZEP_KEY], ...setup.emulator });
+    ctx.emu = emu;
+    await fleet.start(zepEnv(emu, setup.env), setup.workers);
+    if (setup.reader === true) await fleet.addReader();
+  });
+  after(async () => {
+    await fleet.stop();
+    await ctx.emu?.close();
+  });
+  return {
+    fleet,
+    get emu(): ZepEmulator {
+      if (ctx.emu === undefined) throw new Error('the Zep emulator is not started yet');
+      return ctx.emu;
+    },
+  };
+}
+
 describe('fleet on Zep: the real SDK against the Zep v3 emulator', function () {
   this.timeout(300_000);
 
   describe('load and single faults (2 workers)', () => {
-    const fleet = new Fleet();
-    let emu: ZepEmulator;
-    before(async () => {
-      // The emulator takes less content than the adapter's limit, as a free plan would.
-      emu = await startZepEmulator({ apiKeys: [ZEP_KEY], maxContentChars: 1000 });
-      await fleet.start(zepEnv(emu), 2);
-    });
+    // The emulator takes less content than the adapter's limit, as a free plan would.
+    const ctx = zepFleet({ emulator: { maxContentChars: 1000 }, workers: 2 });
+    const { fleet } = ctx;
     afterEach(() => {
-      emu.clearFaults();
-      emu.setApiKeys([ZEP_KEY]);
-    });
-    after(async () => {
-      await fleet.stop();
-      await emu.close();
+      ctx.emu.clearFaults();
+      ctx.emu.setApiKeys([ZEP_KEY]);
     });
 
     it('writes 50 threads x 40 messages: users and threads created, in order, at most 30 per call, client_message_id in metadata', async () => {
@@ -108,13 +135,15 @@ describe('fleet on Zep: the real SDK against the Zep v3 emulator', function () {
         }),
       );
       await writtenAll(fleet, 'load-', 2000, 120_000);
-      await expectExactlyOnce(fleet, emu, expected);
+      await expectExactlyOnce(fleet, ctx.emu, expected);
 
       for (let t = 0; t < 50; t++) {
-        expect(emu.threadOwner(zepThread(`load-${t}`))).to.equal(`acme:user-of-load-${t}`);
+        expect(ctx.emu.threadOwner(zepThread(`load-${t}`))).to.equal(`acme:user-of-load-${t}`);
       }
-      expect(emu.userIds().filter((u) => u.startsWith('acme:user-of-load-'))).to.have.length(50);
-      const calls = emu.requests.filter((r) => r.method === 'POST' && addCall.test(r.path));
+      expect(ctx.emu.userIds().filter((u) => u.startsWith('acme:user-of-load-'))).to.have.length(
+        50,
+      );
+      const calls = ctx.emu.requests.filter((r) => r.method === 'POST' && addCall.test(r.path));
       // The emulator answers 400 to more than 30 messages; every call was accepted.
       expect(calls.every((r) => r.status === 200)).to.equal(true);
       expect(calls.length).to.be.at.least(Math.ceil(2000 / 30));
@@ -124,11 +153,11 @@ describe('fleet on Zep: the real SDK against the Zep v3 emulator', function () {
     });
 
     it('500 before commit: retried, stored once', async () => {
-      emu.inject({ kind: 'status', status: 500, match: { method: 'POST', path: addCall } });
+      ctx.emu.inject({ kind: 'status', status: 500, match: { method: 'POST', path: addCall } });
       const expected = await fleet.postThreads('e500b', 3, 10);
       await writtenAll(fleet, 'e500b-', 30);
-      await expectExactlyOnce(fleet, emu, expected);
-      expect(emu.requests.some((r) => r.status === 500)).to.equal(true);
+      await expectExactlyOnce(fleet, ctx.emu, expected);
+      expect(ctx.emu.requests.some((r) => r.status === 500)).to.equal(true);
     });
 
     it('500 after commit: reconciled from the thread, not sent again', async () => {
@@ -136,7 +165,7 @@ describe('fleet on Zep: the real SDK against the Zep v3 emulator', function () {
         await fleetMetrics(fleet),
         /^memfleet_duplicates_skipped_total\{[^}]*source="backend"[^}]*\} (\d+)/,
       );
-      emu.inject({
+      ctx.emu.inject({
         kind: 'status',
         status: 500,
         commit: 'after',
@@ -144,7 +173,7 @@ describe('fleet on Zep: the real SDK against the Zep v3 emulator', function () {
       });
       const expected = await fleet.postThreads('e500a', 3, 10);
       await writtenAll(fleet, 'e500a-', 30);
-      await expectExactlyOnce(fleet, emu, expected);
+      await expectExactlyOnce(fleet, ctx.emu, expected);
       const after = sumMetric(
         await fleetMetrics(fleet),
         /^memfleet_duplicates_skipped_total\{[^}]*source="backend"[^}]*\} (\d+)/,
@@ -153,16 +182,16 @@ describe('fleet on Zep: the real SDK against the Zep v3 emulator', function () {
     });
 
     it('an answer slower than the timeout (the write landed): reconciled, stored once', async () => {
-      emu.inject({ kind: 'delay', ms: 2500, match: { method: 'POST', path: addCall } });
+      ctx.emu.inject({ kind: 'delay', ms: 2500, match: { method: 'POST', path: addCall } });
       const expected = await fleet.postThreads('slow', 3, 10);
       await writtenAll(fleet, 'slow-', 30);
-      await expectExactlyOnce(fleet, emu, expected);
+      await expectExactlyOnce(fleet, ctx.emu, expected);
     });
 
     it('a write that lands at Zep after the worker timed out: the retry waits it out, stored once', async () => {
       // Zep stores the batch 1.5 s after it arrived; the worker gives up after 1 s and must not
       // reconcile (and resend) before the write has landed.
-      emu.inject({
+      ctx.emu.inject({
         kind: 'delay',
         ms: 1500,
         commit: 'after',
@@ -170,28 +199,28 @@ describe('fleet on Zep: the real SDK against the Zep v3 emulator', function () {
       });
       const expected = await fleet.postThreads('late', 1, 10);
       await writtenAll(fleet, 'late-', 10);
-      const late = emu.requests.find(
+      const late = ctx.emu.requests.find(
         (r) => r.fault === 'delay' && r.path === '/threads/acme:late-0/messages',
       );
       expect(late?.answeredAt, 'the worker gave up on the slow call').to.equal(undefined);
       // The slow write lands 1.5 s after it arrived; look only once it has.
       const landed = (late?.arrivedAt ?? 0) + 1500 + 200;
       await waitFor('the slow write to land', () => Promise.resolve(Date.now() > landed), 10_000);
-      await expectExactlyOnce(fleet, emu, expected);
+      await expectExactlyOnce(fleet, ctx.emu, expected);
     });
 
     it('a dropped connection, before and after the write landed: stored once', async () => {
-      emu.inject({ kind: 'drop', match: { method: 'POST', path: addCall } });
-      emu.inject({ kind: 'drop', commit: 'after', match: { method: 'POST', path: addCall } });
+      ctx.emu.inject({ kind: 'drop', match: { method: 'POST', path: addCall } });
+      ctx.emu.inject({ kind: 'drop', commit: 'after', match: { method: 'POST', path: addCall } });
       const expected = await fleet.postThreads('drop', 3, 10);
       await writtenAll(fleet, 'drop-', 30);
-      await expectExactlyOnce(fleet, emu, expected);
-      expect(emu.requests.filter((r) => r.fault === 'drop')).to.have.length(2);
+      await expectExactlyOnce(fleet, ctx.emu, expected);
+      expect(ctx.emu.requests.filter((r) => r.fault === 'drop')).to.have.length(2);
     });
 
     it('429 with Retry-After: 2 three times in a row: the whole fleet waits each one out, no attempt used', async () => {
-      const limited = () => emu.requests.filter((r) => r.fault === 'rate_limit');
-      emu.inject({ kind: 'rate_limit', retryAfterS: 2 });
+      const limited = () => ctx.emu.requests.filter((r) => r.fault === 'rate_limit');
+      ctx.emu.inject({ kind: 'rate_limit', retryAfterS: 2 });
       const expected = await fleet.postThreads('rl', 4, 10);
       // Each next 429 is armed while the fleet waits out the previous one, once calls that were
       // already on the wire have arrived, so the three come one Retry-After apart.
@@ -199,16 +228,16 @@ describe('fleet on Zep: the real SDK against the Zep v3 emulator', function () {
         await waitFor(`429 number ${n}`, () => Promise.resolve(limited().length >= n), 30_000);
         const settled = (limited()[n - 1]?.answeredAt ?? 0) + 300;
         await waitFor('calls on the wire', () => Promise.resolve(Date.now() > settled), 5000);
-        if (n < 3) emu.inject({ kind: 'rate_limit', retryAfterS: 2 });
+        if (n < 3) ctx.emu.inject({ kind: 'rate_limit', retryAfterS: 2 });
       }
       await writtenAll(fleet, 'rl-', 40);
-      await expectExactlyOnce(fleet, emu, expected);
+      await expectExactlyOnce(fleet, ctx.emu, expected);
 
       const answers = limited().map((r) => r.answeredAt ?? 0);
       expect(answers).to.have.length(3);
       for (const t of answers) {
         // Calls already on the wire when the 429 was answered may still arrive just after it.
-        const inside = emu.requests.filter(
+        const inside = ctx.emu.requests.filter(
           (r) => r.arrivedAt > t + 250 && r.arrivedAt < t + 2000 - 50,
         );
         expect(inside, `requests inside the Retry-After window of ${t}`).to.deep.equal([]);
@@ -232,7 +261,7 @@ describe('fleet on Zep: the real SDK against the Zep v3 emulator', function () {
     });
 
     it('401 for a while, then OK: writes held with the reason shown, none lost, resumed', async () => {
-      emu.setApiKeys(['a-rotated-key']);
+      ctx.emu.setApiKeys(['a-rotated-key']);
       const expected = await fleet.postThreads('auth', 3, 5);
       const first = expected.get('auth-0')?.[0] ?? '';
       await waitFor(
@@ -253,15 +282,15 @@ describe('fleet on Zep: the real SDK against the Zep v3 emulator', function () {
         'two failed probes',
         () =>
           Promise.resolve(
-            emu.requests.filter((r) => r.status === 401 && r.arrivedAt > heldSince).length >= 2,
+            ctx.emu.requests.filter((r) => r.status === 401 && r.arrivedAt > heldSince).length >= 2,
           ),
         30_000,
       );
       expect(await fleet.ledgerCount('written', 'auth-')).to.equal(0);
       expect(await fleet.ledgerCount('dead', 'auth-')).to.equal(0);
-      emu.setApiKeys([ZEP_KEY]);
+      ctx.emu.setApiKeys([ZEP_KEY]);
       await writtenAll(fleet, 'auth-', 15);
-      await expectExactlyOnce(fleet, emu, expected);
+      await expectExactlyOnce(fleet, ctx.emu, expected);
       expect((await fleet.statusOf(first)).error).to.equal(undefined);
       const texts = await fleetMetrics(fleet);
       expect(sumMetric(texts, /^memfleet_backend_auth_failing\{[^}]*\} (\d+)/)).to.equal(0);
@@ -289,8 +318,13 @@ describe('fleet on Zep: the real SDK against the Zep v3 emulator', function () {
       );
       await writtenAll(fleet, 'poison', 4);
       await writtenAll(fleet, 'healthy-', 10);
-      expect(inZep(emu, 'poison')).to.deep.equal(['poison-0', 'poison-1', 'poison-3', 'poison-4']);
-      for (const [threadId, want] of other) expect(inZep(emu, threadId)).to.deep.equal(want);
+      expect(inZep(ctx.emu, 'poison')).to.deep.equal([
+        'poison-0',
+        'poison-1',
+        'poison-3',
+        'poison-4',
+      ]);
+      for (const [threadId, want] of other) expect(inZep(ctx.emu, threadId)).to.deep.equal(want);
       const status = await fleet.statusOf('poison-2');
       expect(status.status).to.equal('dead');
       expect(status.error).to.match(/answered 400: message content exceeds 1000 characters/);
@@ -298,24 +332,16 @@ describe('fleet on Zep: the real SDK against the Zep v3 emulator', function () {
   });
 
   describe('a 60-second outage under steady load', () => {
-    const fleet = new Fleet();
-    let emu: ZepEmulator;
-    before(async () => {
-      emu = await startZepEmulator({ apiKeys: [ZEP_KEY] });
-      // Few attempts: without the breaker, a minute of 503s would dead-letter messages.
-      await fleet.start(
-        zepEnv(emu, {
-          WORKER_MAX_ATTEMPTS: '6',
-          WORKER_BREAKER_FAILURES: '3',
-          WORKER_BREAKER_COOLDOWN_MS: '2000',
-        }),
-        2,
-      );
+    // Few attempts: without the breaker, a minute of 503s would dead-letter messages.
+    const ctx = zepFleet({
+      env: {
+        WORKER_MAX_ATTEMPTS: '6',
+        WORKER_BREAKER_FAILURES: '3',
+        WORKER_BREAKER_COOLDOWN_MS: '2000',
+      },
+      workers: 2,
     });
-    after(async () => {
-      await fleet.stop();
-      await emu.close();
-    });
+    const { fleet } = ctx;
 
     it('holds every message while Zep answers 503, dead-letters none, and drains all after', async () => {
       const expected = new Map<string, string[]>();
@@ -337,15 +363,15 @@ describe('fleet on Zep: the real SDK against the Zep v3 emulator', function () {
       try {
         await waitFor('steady writes', () => Promise.resolve(sent >= 20), 30_000);
         const outageStart = Date.now();
-        emu.inject({ kind: 'status', status: 503, times: Infinity });
+        ctx.emu.inject({ kind: 'status', status: 503, times: Infinity });
         await waitFor(
           'the outage to last 60 s',
           () => Promise.resolve(Date.now() - outageStart >= 60_000),
           70_000,
         );
-        emu.clearFaults();
+        ctx.emu.clearFaults();
         const outageEnd = Date.now();
-        const during = emu.requests.filter(
+        const during = ctx.emu.requests.filter(
           (r) => r.arrivedAt >= outageStart && r.arrivedAt < outageEnd,
         );
         // The open breaker lets one probe through per cooldown (2 s), not a retry per message.
@@ -367,7 +393,7 @@ describe('fleet on Zep: the real SDK against the Zep v3 emulator', function () {
         await load;
       }
       await writtenAll(fleet, 'outage-', sent, 120_000);
-      await expectExactlyOnce(fleet, emu, expected);
+      await expectExactlyOnce(fleet, ctx.emu, expected);
       // The breaker closed again after the outage. (Its state at the very end may read half-open:
       // calls that timed out in the catch-up burst can reopen it, and with nothing left to write
       // no probe comes to close it.)
@@ -379,23 +405,15 @@ describe('fleet on Zep: the real SDK against the Zep v3 emulator', function () {
   });
 
   describe('dead letters replayed after an outage', () => {
-    const fleet = new Fleet();
-    let emu: ZepEmulator;
-    before(async () => {
-      emu = await startZepEmulator({ apiKeys: [ZEP_KEY] });
-      // One attempt and no breaker: every write of the outage goes dead at once.
-      await fleet.start(
-        zepEnv(emu, { WORKER_MAX_ATTEMPTS: '1', WORKER_BREAKER_FAILURES: '10000' }),
-        2,
-      );
+    // One attempt and no breaker: every write of the outage goes dead at once.
+    const ctx = zepFleet({
+      env: { WORKER_MAX_ATTEMPTS: '1', WORKER_BREAKER_FAILURES: '10000' },
+      workers: 2,
     });
-    after(async () => {
-      await fleet.stop();
-      await emu.close();
-    });
+    const { fleet } = ctx;
 
     it('dlq replay --all writes 500 dead-lettered messages, in thread order, exactly once', async () => {
-      emu.inject({
+      ctx.emu.inject({
         kind: 'status',
         status: 503,
         times: Infinity,
@@ -407,8 +425,8 @@ describe('fleet on Zep: the real SDK against the Zep v3 emulator', function () {
         async () => (await fleet.ledgerCount('dead', 'dlq-')) === 500,
         60_000,
       );
-      expect(inZep(emu, 'dlq-0')).to.deep.equal([]);
-      emu.clearFaults();
+      expect(inZep(ctx.emu, 'dlq-0')).to.deep.equal([]);
+      ctx.emu.clearFaults();
 
       const cli = startAppProcess('apps/cli/src/main.ts', {
         name: 'memfleet',
@@ -420,27 +438,19 @@ describe('fleet on Zep: the real SDK against the Zep v3 emulator', function () {
       await writtenAll(fleet, 'dlq-', 500, 60_000);
       expect(await fleet.ledgerCount('dead', 'dlq-')).to.equal(0);
       for (const [threadId, ids] of expected) {
-        expect(inZep(emu, threadId), threadId).to.deep.equal(ids);
+        expect(inZep(ctx.emu, threadId), threadId).to.deep.equal(ids);
       }
     });
   });
 
   describe('kill -9 after Zep acknowledged a batch', () => {
-    const fleet = new Fleet();
-    let emu: ZepEmulator;
-    before(async () => {
-      emu = await startZepEmulator({ apiKeys: [ZEP_KEY] });
-      await fleet.start(zepEnv(emu), 0);
-    });
-    after(async () => {
-      await fleet.stop();
-      await emu.close();
-    });
+    const ctx = zepFleet({ workers: 0 });
+    const { fleet } = ctx;
 
     it('does not write the batch again', async () => {
-      const victim = await fleet.addWorker('victim', zepEnv(emu));
+      const victim = await fleet.addWorker('victim', zepEnv(ctx.emu));
       let killed = false;
-      emu.inject({
+      ctx.emu.inject({
         kind: 'hook',
         match: { method: 'POST', path: addCall },
         run: async () => {
@@ -452,10 +462,10 @@ describe('fleet on Zep: the real SDK against the Zep v3 emulator', function () {
       });
       const expected = await fleet.postThreads('kill', 1, 10);
       await waitFor('the kill', () => Promise.resolve(killed), 30_000);
-      expect(inZep(emu, 'kill-0').length).to.be.above(0);
-      const survivor = await fleet.addWorker('survivor', zepEnv(emu));
+      expect(inZep(ctx.emu, 'kill-0').length).to.be.above(0);
+      const survivor = await fleet.addWorker('survivor', zepEnv(ctx.emu));
       await writtenAll(fleet, 'kill-', 10);
-      await expectExactlyOnce(fleet, emu, expected);
+      await expectExactlyOnce(fleet, ctx.emu, expected);
       const skipped = sumMetric(
         [await fleet.metricsText(survivor)],
         /^memfleet_duplicates_skipped_total\{[^}]*source="backend"[^}]*\} (\d+)/,
@@ -465,27 +475,19 @@ describe('fleet on Zep: the real SDK against the Zep v3 emulator', function () {
     });
   });
   describe('live flags (API, reader, 2 workers)', () => {
-    const fleet = new Fleet();
-    let emu: ZepEmulator;
-    before(async () => {
-      emu = await startZepEmulator({ apiKeys: [ZEP_KEY] });
-      await fleet.start(
-        zepEnv(emu, {
-          WORKER_AUTH_RETRY_MS: '300',
-          FLAGS_DOWNGRADE_AUTH_FAILURES: '3',
-          FLAGS_DOWNGRADE_MS: '60000',
-        }),
-        2,
-      );
-      await fleet.addReader();
+    const ctx = zepFleet({
+      env: {
+        WORKER_AUTH_RETRY_MS: '300',
+        FLAGS_DOWNGRADE_AUTH_FAILURES: '3',
+        FLAGS_DOWNGRADE_MS: '60000',
+      },
+      workers: 2,
+      reader: true,
     });
+    const { fleet } = ctx;
     afterEach(async () => {
-      emu.setApiKeys([ZEP_KEY]);
+      ctx.emu.setApiKeys([ZEP_KEY]);
       expect((await fleet.adminFlags({ mode: null, downgrade: null })).status).to.equal(200);
-    });
-    after(async () => {
-      await fleet.stop();
-      await emu.close();
     });
 
     /** Prometheus text of every process: the API first, then the workers. */
@@ -531,7 +533,7 @@ describe('fleet on Zep: the real SDK against the Zep v3 emulator', function () {
       );
       const expected = await fleet.postThreads('off', 3, 5);
       const ids = [...expected.values()].flat();
-      const inZepNow = () => [...expected.keys()].flatMap((t) => inZep(emu, t));
+      const inZepNow = () => [...expected.keys()].flatMap((t) => inZep(ctx.emu, t));
       // The drains ran and handed their threads back, rather than not running at all.
       await waitFor(
         'drains held for mode off',
@@ -561,14 +563,14 @@ describe('fleet on Zep: the real SDK against the Zep v3 emulator', function () {
 
       expect((await fleet.adminFlags({ mode: null })).body).to.deep.include({ mode: 'read_write' });
       await writtenAll(fleet, 'off-', ids.length, 30_000);
-      await expectExactlyOnce(fleet, emu, expected);
+      await expectExactlyOnce(fleet, ctx.emu, expected);
       for (const id of ids) expect((await fleet.statusOf(id)).attempts, id).to.equal(1);
     });
 
     it('sustained 401s downgrade reads fleet-wide; the restored key drains every message once', async () => {
       const downgrades = /^memfleet_read_downgrades_total\{[^}]*reason="auth"[^}]*\} (\d+)/;
       const before = sumMetric(await fleetMetrics(fleet), downgrades);
-      emu.setApiKeys(['other']);
+      ctx.emu.setApiKeys(['other']);
       const expected = await fleet.postThreads('down', 2, 5);
       await waitFor(
         'the read downgrade',
@@ -610,9 +612,9 @@ describe('fleet on Zep: the real SDK against the Zep v3 emulator', function () {
       });
       expect((read.json as { messages: unknown[] }).messages).to.have.length(4);
 
-      emu.setApiKeys([ZEP_KEY]);
+      ctx.emu.setApiKeys([ZEP_KEY]);
       await writtenAll(fleet, 'down-', 10, 30_000);
-      await expectExactlyOnce(fleet, emu, expected);
+      await expectExactlyOnce(fleet, ctx.emu, expected);
       // The good probe reset the fleet's count of failures.
       expect(await fleet.redis.get(`${fleet.prefix}:flags:auth_failures`)).to.equal(null);
     });
