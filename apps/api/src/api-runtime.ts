@@ -11,7 +11,7 @@ import { createApiMetrics } from '@memfleet/metrics/api-metrics';
 import { createRegistry } from '@memfleet/metrics/create-registry';
 import { createOutbox } from '@memfleet/outbox/outbox';
 import type { RedactOptions } from '@memfleet/redaction/redact';
-import { createMessageIntake } from './accept-messages.ts';
+import { createMessageIntake } from '@memfleet/intake/accept-messages';
 import { createAuthenticator } from '@memfleet/http/auth';
 import { listen } from '@memfleet/http/http-basics';
 import { createApp } from './create-app.ts';

@@ -6,7 +6,7 @@ import type { Flags } from '@memfleet/flags/flags';
 import { toFlagsView } from '@memfleet/flags/flags-view';
 import type { Logger } from '@memfleet/logger/create-logger';
 import type { ApiMetrics } from '@memfleet/metrics/api-metrics';
-import type { AcceptResult } from './accept-messages.ts';
+import type { AcceptMessages } from '@memfleet/intake/accept-messages';
 import { principalOf, requireAdmin, requireTenant, type Authenticator } from '@memfleet/http/auth';
 import {
   errorHandler,
@@ -19,13 +19,13 @@ import { HttpError } from '@memfleet/http/http-error';
 import { parseId } from '@memfleet/http/ids';
 import { flagsPatchSchema, toFlagPatch } from './admin-flags.ts';
 import { DASHBOARD_PATH } from './dashboard.ts';
-import { describeIssues, messagesRequestSchema, type MessagesRequest } from './message-request.ts';
+import { describeIssues, messagesRequestSchema } from '@memfleet/intake/message-request';
 import type { MessageStatusView } from './message-status.ts';
 
 /** Dependencies of {@link createApp}: services and wiring, all built by main.ts or a test. */
 export interface AppDeps {
   auth: Authenticator;
-  acceptMessages: (tenant: string, threadId: string, req: MessagesRequest) => Promise<AcceptResult>;
+  acceptMessages: AcceptMessages;
   messageStatus: (
     tenant: string,
     clientMessageId: string,

@@ -1,20 +1,44 @@
 import type { OutboxMessageBody } from '@memfleet/jobs/outbox-message';
 import { requestDrain, type DrainQueue } from '@memfleet/jobs/thread-drain';
-import type { ApiMetrics } from '@memfleet/metrics/api-metrics';
 import type { Outbox } from '@memfleet/outbox/outbox';
 import { redact, type RedactionCounts, type RedactOptions } from '@memfleet/redaction/redact';
 import { redactDeep } from '@memfleet/redaction/redact-deep';
 import { HttpError } from '@memfleet/http/http-error';
 import type { MessagesRequest } from './message-request.ts';
 
+/** A counter the intake adds to; prom-client's `Counter` is one. */
+export interface IntakeCounter<L extends string> {
+  inc(labels: Partial<Record<L, string>>, value: number): void;
+}
+
+/**
+ * What the intake counts: accepted messages by outcome (`queued`, `duplicate`) and PII replaced,
+ * by type (`email`, `phone`, `card`). The API passes its Prometheus counters; other callers may
+ * pass their own or none.
+ */
+export interface IntakeMetrics {
+  messagesAccepted: IntakeCounter<'outcome'>;
+  redactions: IntakeCounter<'type'>;
+}
+
 /** Dependencies of {@link createMessageIntake}. */
 export interface IntakeDeps {
   outbox: Outbox;
   queue: DrainQueue;
-  metrics: ApiMetrics;
+  /** Counters to add to. Default: none. */
+  metrics?: IntakeMetrics;
+  /** Region of phone numbers written without `+` (`REDACTION_DEFAULT_COUNTRY`). */
   defaultCountry: NonNullable<RedactOptions['defaultCountry']>;
+  /** Clock in ms, the accept time of each call. Default `Date.now`. */
   now?: () => number;
 }
+
+/** Intake function made by {@link createMessageIntake}. */
+export type AcceptMessages = (
+  tenant: string,
+  threadId: string,
+  request: MessagesRequest,
+) => Promise<AcceptResult>;
 
 /** Per-message outcome of an accepted request. */
 export interface AcceptResult {
@@ -25,17 +49,16 @@ export interface AcceptResult {
 /**
  * Accepts messages for a thread: redacts PII (content, name and metadata strings) before anything
  * reaches Redis, records each new client message id once in the thread's outbox in accept order,
- * and asks the fleet to drain the thread.
+ * and asks the fleet to drain the thread. The request must already be valid
+ * (`messagesRequestSchema`). A thread owned by another user throws a 409 `HttpError`
+ * (`thread_owner_mismatch`) and records nothing.
  */
-export function createMessageIntake(deps: IntakeDeps) {
+export function createMessageIntake(deps: IntakeDeps): AcceptMessages {
   const now = deps.now ?? Date.now;
   const options = { defaultCountry: deps.defaultCountry };
+  const { metrics } = deps;
 
-  return async function acceptMessages(
-    tenant: string,
-    threadId: string,
-    request: MessagesRequest,
-  ): Promise<AcceptResult> {
+  return async function acceptMessages(tenant, threadId, request) {
     const acceptedAt = now();
     const totals: RedactionCounts = { email: 0, phone: 0, card: 0 };
     const add = (c: RedactionCounts): void => {
@@ -75,15 +98,15 @@ export function createMessageIntake(deps: IntakeDeps) {
       );
     }
     for (const type of ['email', 'phone', 'card'] as const) {
-      if (totals[type] > 0) deps.metrics.redactions.inc({ type }, totals[type]);
+      if (totals[type] > 0) metrics?.redactions.inc({ type }, totals[type]);
     }
     const queued = appended.results.filter((r) => r === 'queued').length;
     if (queued > 0) {
-      deps.metrics.messagesAccepted.inc({ outcome: 'queued' }, queued);
+      metrics?.messagesAccepted.inc({ outcome: 'queued' }, queued);
       await requestDrain(deps.queue, tenant, threadId);
     }
     if (queued < appended.results.length) {
-      deps.metrics.messagesAccepted.inc({ outcome: 'duplicate' }, appended.results.length - queued);
+      metrics?.messagesAccepted.inc({ outcome: 'duplicate' }, appended.results.length - queued);
     }
     return {
       thread_id: threadId,

@@ -2,10 +2,12 @@ import { z } from 'zod';
 import { boundedId as id, idSchema } from '@memfleet/http/ids';
 
 const METADATA_MAX_BYTES = 16 * 1024;
+/** Most messages in one request. */
+export const MAX_MESSAGES_PER_REQUEST = 100;
 
-/** Body of `POST /v1/threads/{thread_id}/messages`, with the content limit from config. */
-export function messagesRequestSchema(contentMaxChars: number) {
-  const message = z
+/** One message of a {@link MessagesRequest}, with the content limit from config. */
+export function messageSchema(contentMaxChars: number) {
+  return z
     .object({
       client_message_id: idSchema,
       role: z.enum(['user', 'assistant', 'system', 'tool']),
@@ -26,13 +28,17 @@ export function messagesRequestSchema(contentMaxChars: number) {
         .optional(),
     })
     .strict();
+}
+
+/** Body of `POST /v1/threads/{thread_id}/messages`, with the content limit from config. */
+export function messagesRequestSchema(contentMaxChars: number) {
   return z
     .object({
       user_id: idSchema,
       messages: z
-        .array(message)
+        .array(messageSchema(contentMaxChars))
         .min(1, 'must hold at least 1 message')
-        .max(100, 'must hold at most 100 messages'),
+        .max(MAX_MESSAGES_PER_REQUEST, `must hold at most ${MAX_MESSAGES_PER_REQUEST} messages`),
     })
     .strict();
 }
