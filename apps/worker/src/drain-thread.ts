@@ -114,7 +114,11 @@ export function createThreadDrainer(deps: DrainDeps) {
     const end = metrics.backendDuration.startTimer({ backend: b, op });
     let result: T;
     try {
-      result = await fn(AbortSignal.timeout(settings.backendTimeoutMs));
+      const timeoutMs =
+        op === 'add_messages'
+          ? (backend.writeTimeoutMs ?? settings.backendTimeoutMs)
+          : settings.backendTimeoutMs;
+      result = await fn(AbortSignal.timeout(timeoutMs));
     } catch (err: unknown) {
       end();
       const e =
@@ -179,6 +183,7 @@ export function createThreadDrainer(deps: DrainDeps) {
       seq: p.seq,
       attempts: p.attempts + (begun ? 1 : 0),
       acceptedAt: p.acceptedAt,
+      body: p.body,
     }));
   }
 
@@ -271,7 +276,7 @@ export function createThreadDrainer(deps: DrainDeps) {
         const batch = prepared.map((p) => p.pending);
         const ids = batch.map((p) => p.clientMessageId);
 
-        const inLedger = await ledger.findWritten(tenant, ids);
+        const inLedger = await ledger.findWritten(tenant, ids, b);
         if (inLedger.size > 0) {
           metrics.duplicatesSkipped.inc({ backend: b, source: 'ledger' }, inLedger.size);
         }

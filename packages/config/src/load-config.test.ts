@@ -43,10 +43,35 @@ describe('loadConfig', () => {
     }
   });
 
-  it('rejects a backend this release does not ship', () => {
+  it('requires MEM0_API_KEY for the mem0 backend, defaults to the platform, and names bad mem0 settings', () => {
     expect(issuesOf({ ...base, MEMORY_BACKEND: 'mem0' })).to.deep.equal([
-      'MEMORY_BACKEND: supported backends in this release: postgres, zep',
+      'MEM0_API_KEY: required when MEMORY_BACKEND=mem0',
     ]);
+    const c = loadConfig({ ...base, MEMORY_BACKEND: 'mem0', MEM0_API_KEY: 'm0-1' });
+    expect(c.mem0).to.deep.equal({
+      apiKey: 'm0-1',
+      apiUrl: 'https://api.mem0.ai',
+      style: 'auto',
+      batchSize: 20,
+      eventTimeoutMs: 60_000,
+      infer: true,
+      onEmpty: 'dead',
+    });
+    expect(loadConfig(base).mem0).to.equal(undefined);
+    const issues = issuesOf({
+      ...base,
+      MEMORY_BACKEND: 'mem0',
+      MEM0_API_KEY: 'm0-1',
+      MEM0_API_STYLE: 'graphql',
+      MEM0_EMPTY_RESULT: 'ignore',
+      MEM0_BATCH_SIZE: '0',
+    });
+    for (const name of ['MEM0_API_STYLE', 'MEM0_EMPTY_RESULT', 'MEM0_BATCH_SIZE']) {
+      expect(
+        issues.some((i) => i.startsWith(name)),
+        name,
+      ).to.equal(true);
+    }
   });
 
   it('requires ZEP_API_KEY for the zep backend and defaults to Zep Cloud', () => {

@@ -11,13 +11,14 @@ export interface ApiKeyEntry {
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
-// The mem0 adapter is not part of this release; naming it is a clear start-up error.
-const backendSchema = z.enum(['postgres', 'zep'], {
-  error: 'supported backends in this release: postgres, zep',
+const backendSchema = z.enum(['postgres', 'zep', 'mem0'], {
+  error: 'supported backends: postgres, zep, mem0',
 });
 
 /** Zep Cloud's v3 API base (the SDK's default environment). */
 export const ZEP_CLOUD_URL = 'https://api.getzep.com/api/v2';
+/** mem0's hosted platform. */
+export const MEM0_PLATFORM_URL = 'https://api.mem0.ai';
 const modeSchema = z.enum(['off', 'write_only', 'read_write']);
 /** Every memory mode, from no memory at all to writes and reads. */
 export const MEMORY_MODES = modeSchema.options;
@@ -78,6 +79,13 @@ const schema = z.object({
   ZEP_API_URL: z.url({ protocol: /^https?$/ }).default(ZEP_CLOUD_URL),
   ZEP_BATCH_SIZE: int(1, 30).default(30),
   ZEP_MESSAGE_MAX_CHARS: int(1, 1_000_000).default(2500),
+  MEM0_API_KEY: z.string().min(1).optional(),
+  MEM0_API_URL: z.url({ protocol: /^https?$/ }).default(MEM0_PLATFORM_URL),
+  MEM0_API_STYLE: z.enum(['platform', 'oss', 'auto']).default('auto'),
+  MEM0_BATCH_SIZE: int(1, 100).default(20),
+  MEM0_EVENT_TIMEOUT_MS: int(100, 3_600_000).default(60_000),
+  MEM0_INFER: z.enum(['true', 'false']).default('true'),
+  MEM0_EMPTY_RESULT: z.enum(['dead', 'written']).default('dead'),
 });
 
 /** The memory backends memfleet writes to. */
@@ -145,6 +153,17 @@ export interface Config {
   };
   /** Set when `MEMORY_BACKEND=zep`. */
   zep?: { apiKey: string; apiUrl: string; batchSize: number; messageMaxChars: number };
+  /** Set when `MEMORY_BACKEND=mem0`. */
+  mem0?: {
+    apiKey: string;
+    apiUrl: string;
+    /** `auto`: the platform at mem0's URL, else detected on first use. */
+    style: 'platform' | 'oss' | 'auto';
+    batchSize: number;
+    eventTimeoutMs: number;
+    infer: boolean;
+    onEmpty: 'dead' | 'written';
+  };
 }
 
 /** Thrown by {@link loadConfig}; `issues` has one line per bad variable, each naming it. */
@@ -232,6 +251,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (e.MEMORY_BACKEND === 'zep' && e.ZEP_API_KEY === undefined) {
     issues.push('ZEP_API_KEY: required when MEMORY_BACKEND=zep');
   }
+  if (e.MEMORY_BACKEND === 'mem0' && e.MEM0_API_KEY === undefined) {
+    issues.push('MEM0_API_KEY: required when MEMORY_BACKEND=mem0');
+  }
   const memoryMode = resolveMode(
     e.MEMORY_MODE,
     truthy(e.FLAG_ZEP_WRITE),
@@ -297,6 +319,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
             apiUrl: e.ZEP_API_URL,
             batchSize: e.ZEP_BATCH_SIZE,
             messageMaxChars: e.ZEP_MESSAGE_MAX_CHARS,
+          },
+        }
+      : {}),
+    ...(e.MEMORY_BACKEND === 'mem0' && e.MEM0_API_KEY !== undefined
+      ? {
+          mem0: {
+            apiKey: e.MEM0_API_KEY,
+            apiUrl: e.MEM0_API_URL,
+            style: e.MEM0_API_STYLE,
+            batchSize: e.MEM0_BATCH_SIZE,
+            eventTimeoutMs: e.MEM0_EVENT_TIMEOUT_MS,
+            infer: e.MEM0_INFER === 'true',
+            onEmpty: e.MEM0_EMPTY_RESULT,
           },
         }
       : {}),

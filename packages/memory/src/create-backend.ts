@@ -2,6 +2,7 @@ import type { Pool } from 'pg';
 import type { Config } from '@memfleet/config/load-config';
 import type { BackendGateSettings } from './backend-gate.ts';
 import type { MemoryBackend } from './memory-backend.ts';
+import { createMem0Backend } from './mem0-backend.ts';
 import { createPostgresBackend } from './postgres-backend.ts';
 import { createZepBackend } from './zep-backend.ts';
 
@@ -25,6 +26,20 @@ export function createMemoryBackend(
         timeoutMs: deps.timeoutMs,
       });
     }
+    case 'mem0': {
+      const mem0 = config.mem0;
+      if (mem0 === undefined) throw new Error('MEMORY_BACKEND=mem0 without its configuration');
+      return createMem0Backend({
+        apiKey: mem0.apiKey,
+        apiUrl: mem0.apiUrl,
+        style: mem0.style,
+        batchSize: mem0.batchSize,
+        eventTimeoutMs: mem0.eventTimeoutMs,
+        infer: mem0.infer,
+        onEmpty: mem0.onEmpty,
+        timeoutMs: deps.timeoutMs,
+      });
+    }
   }
 }
 
@@ -37,6 +52,7 @@ export function gateSettings(config: Config): BackendGateSettings {
     cooldownMs: w.breakerCooldownMs,
     authRetryMs: w.authRetryMs,
     rateLimitDefaultMs: w.rateLimitDefaultMs,
-    probeTtlMs: w.backendTimeoutMs + 1000,
+    // A mem0 write waits for its event as well.
+    probeTtlMs: w.backendTimeoutMs + (config.mem0?.eventTimeoutMs ?? 0) + 1000,
   };
 }

@@ -57,6 +57,11 @@ export interface MemoryBackend {
   readonly name: string;
   /** Most messages one `addMessages` call accepts. */
   readonly maxBatchSize: number;
+  /**
+   * How long one `addMessages` call may take in all, when longer than a single request (mem0
+   * waits for its event there). The fleet's backend timeout applies when absent.
+   */
+  readonly writeTimeoutMs?: number;
   /** Creates the user if missing; an existing user is fine. */
   ensureUser(user: UserRef, options?: CallOptions): Promise<void>;
   /** Creates the thread for its user if missing; an existing thread of that user is fine. */

@@ -1,7 +1,8 @@
 import { ZepError } from '@getzep/zep-cloud';
 import { expect } from 'chai';
 import { BackendError } from './backend-error.ts';
-import { classifyZepError, retryAfterMs, zepThreadId, zepUserId } from './zep-backend.ts';
+import { retryAfterMs } from './retry-after.ts';
+import { classifyZepError, zepThreadId, zepUserId } from './zep-backend.ts';
 
 const raw = (status: number, headers: Record<string, string> = {}) => ({
   headers: new Headers(headers),
