@@ -173,6 +173,22 @@ describe('mem0 emulator (through mem0ai MemoryClient)', () => {
       });
     });
 
+    it('applies a lag set with setEventLagMs to later adds', async () => {
+      const { emu, client } = await start();
+      emu.setEventLagMs(400);
+      const added = await addAsync(client, [user('later fact')], { userId: 'u1' });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect((await getEvent(emu, added.eventId)).json).to.include({ status: 'PENDING' });
+      await waitForValue(
+        'the event to succeed',
+        async () => ((await getEvent(emu, added.eventId)).json as StoredEvent).status,
+        (status) => status === 'SUCCEEDED',
+      );
+      expect(() => {
+        emu.setEventLagMs(-1);
+      }).to.throw(/eventLagMs/);
+    });
+
     it('keeps an event PENDING, then RUNNING, for eventLagMs; memories appear only when it SUCCEEDS', async () => {
       const { emu, client } = await start({ eventLagMs: 300 });
       const added = await addAsync(client, [user('slow fact')], { userId: 'u1' });

@@ -84,6 +84,8 @@ export interface Mem0Emulator extends EmulatorApi {
   memories(filter?: Mem0Scope): StoredMemory[];
   /** Every event in creation order. */
   events(): StoredEvent[];
+  /** Changes the lag of async adds made from now on. */
+  setEventLagMs(ms: number): void;
 }
 
 const ENTITY_KEYS = ['user_id', 'agent_id', 'app_id', 'run_id'] as const;
@@ -305,7 +307,7 @@ class Mem0Store {
 
   constructor(
     private readonly timers: Timers,
-    private readonly eventLagMs: number,
+    public eventLagMs: number,
     private readonly outcome: Mem0EmulatorOptions['outcome'],
   ) {}
 
@@ -822,5 +824,8 @@ export async function startMem0Emulator(options: Mem0EmulatorOptions = {}): Prom
     ...server.api,
     memories: (filter = {}) => store.memories.filter((m) => inScope(m, filter)).map(copyMemory),
     events: () => [...store.events.values()].map((e) => structuredClone(e)),
+    setEventLagMs: (ms) => {
+      store.eventLagMs = checkOptions({ eventLagMs: ms });
+    },
   };
 }
