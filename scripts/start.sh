@@ -7,7 +7,8 @@
 # Settings (environment): API_PORT (3000), READER_PORT (3001), WORKER_PROCESSES (2), MEMFLEET_REDIS_PORT (6379),
 # MEMFLEET_PG_PORT (5432), REDIS_URL, DATABASE_URL, MEMFLEET_API_KEYS, MEMFLEET_ADMIN_KEY, and
 # every app setting documented in the README. MEMFLEET_ZEP_EMULATOR=1 also runs the Zep v3
-# emulator (port MEMFLEET_ZEP_EMULATOR_PORT, 8089; in memory) and points MEMORY_BACKEND=zep at it.
+# emulator (port MEMFLEET_ZEP_EMULATOR_PORT, 8089; in memory) and points MEMORY_BACKEND=zep at it;
+# MEMFLEET_MEM0_EMULATOR=1 does the same for mem0's platform API (MEMFLEET_MEM0_EMULATOR_PORT, 8890).
 #
 # Many functions below run only through traps or wait_until, which ShellCheck cannot see.
 # shellcheck disable=SC2317
@@ -24,6 +25,8 @@ REDIS_PORT="${MEMFLEET_REDIS_PORT:-6379}"
 PG_PORT="${MEMFLEET_PG_PORT:-5432}"
 ZEP_EMULATOR="${MEMFLEET_ZEP_EMULATOR:-0}"
 ZEP_EMULATOR_PORT="${MEMFLEET_ZEP_EMULATOR_PORT:-8089}"
+MEM0_EMULATOR="${MEMFLEET_MEM0_EMULATOR:-0}"
+MEM0_EMULATOR_PORT="${MEMFLEET_MEM0_EMULATOR_PORT:-8890}"
 READY_TIMEOUT_S=60
 # Workers drain in-flight jobs on SIGTERM (WORKER_SHUTDOWN_TIMEOUT_MS, 25 s by default); allow
 # a bit more before SIGKILL.
@@ -195,6 +198,31 @@ zep_emulator_ready() {
   port_in_use "$ZEP_EMULATOR_PORT"
 }
 
+# Runs the mem0 emulator (platform API, in memory; events end after MEM0_EMULATOR_EVENT_LAG_MS)
+# for MEMORY_BACKEND=mem0 without a mem0 account.
+start_mem0_emulator() {
+  if port_in_use "$MEM0_EMULATOR_PORT"; then
+    die "port $MEM0_EMULATOR_PORT is in use; set MEMFLEET_MEM0_EMULATOR_PORT"
+  fi
+  local key="${MEM0_API_KEY:-mem0-emulator-key}"
+  log "==> starting the mem0 emulator on 127.0.0.1:$MEM0_EMULATOR_PORT (in memory)"
+  MEM0_EMULATOR_PORT="$MEM0_EMULATOR_PORT" MEM0_EMULATOR_API_KEY="$key" \
+    MEM0_EMULATOR_EVENT_LAG_MS="${MEM0_EMULATOR_EVENT_LAG_MS:-200}" \
+    setsid node --import tsx packages/testing/src/mem0-emulator-main.ts \
+    > >(prefix_lines mem0-emulator) 2>&1 &
+  emulator_pid=$!
+  if ! wait_until 30 mem0_emulator_ready; then
+    die "the mem0 emulator did not start"
+  fi
+  export MEMORY_BACKEND=mem0 MEM0_API_KEY="$key" MEM0_API_STYLE=platform \
+    MEM0_API_URL="http://127.0.0.1:$MEM0_EMULATOR_PORT"
+}
+
+mem0_emulator_ready() {
+  kill -0 "$emulator_pid" 2>/dev/null || die "the mem0 emulator exited during start-up"
+  port_in_use "$MEM0_EMULATOR_PORT"
+}
+
 # Random keys generated once and kept in .memfleet/dev-keys.env, so that the curl examples and any
 # client configured with them keep working across restarts. Keys set in the environment win.
 load_dev_keys() {
@@ -278,7 +306,7 @@ shutdown() {
     for pid in "${app_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   fi
   if [[ -n $emulator_pid ]] && kill -0 "$emulator_pid" 2>/dev/null; then
-    log "==> stopping the Zep emulator"
+    log "==> stopping the emulator"
     kill -TERM "$emulator_pid" 2>/dev/null || true
     wait "$emulator_pid" 2>/dev/null || true
   fi
@@ -347,6 +375,15 @@ main() {
     1 | true) start_zep_emulator ;;
     0 | false | "") ;;
     *) die "MEMFLEET_ZEP_EMULATOR must be 1 or 0, got '$ZEP_EMULATOR'" ;;
+  esac
+  case "$MEM0_EMULATOR" in
+    1 | true)
+      [[ $ZEP_EMULATOR != 1 && $ZEP_EMULATOR != true ]] ||
+        die "MEMFLEET_ZEP_EMULATOR and MEMFLEET_MEM0_EMULATOR cannot both be on"
+      start_mem0_emulator
+      ;;
+    0 | false | "") ;;
+    *) die "MEMFLEET_MEM0_EMULATOR must be 1 or 0, got '$MEM0_EMULATOR'" ;;
   esac
 
   log "==> running migrations"

@@ -323,6 +323,11 @@ export function createMem0Backend(options: Mem0BackendOptions): MemoryBackend {
     return style;
   }
 
+  // Load the client up front where it will be used, so the first read does not pay for it.
+  if (options.style === 'platform' || (options.style === 'auto' && base === MEM0_PLATFORM_URL)) {
+    void sdk();
+  }
+
   const signalFor = (callOptions?: CallOptions): AbortSignal => {
     const timeout = AbortSignal.timeout(timeoutMs);
     return callOptions?.signal === undefined
