@@ -127,4 +127,21 @@ describe('memfleet CLI: dlq and users (real Redis)', function () {
     expect(res.out).to.include('erasure of u1 (acme) queued');
     expect(await redis.keys(`${prefix}:user-erase:*`)).to.not.deep.equal([]);
   });
+
+  it('gets and sets the live flags (memfleet flags, as pnpm flags)', async () => {
+    const set = await cli('flags', 'set', '--tenant', 'acme', 'mode=off', 'canary=40');
+    expect(set.code).to.equal(0);
+    const got = await cli('flags', 'get');
+    expect(got.code).to.equal(0);
+    const view = JSON.parse(got.out.slice(got.out.indexOf('{'))) as {
+      tenants: Record<string, { mode?: string; canary_percent?: number }>;
+    };
+    expect(view.tenants.acme).to.deep.include({ mode: 'off', canary_percent: 40 });
+    const bad = await cli('flags', 'set', 'mode=sideways');
+    expect(bad.code).to.equal(2);
+    expect(bad.out).to.include('mode=sideways: mode must be off, write_only, read_write');
+    const help = await cli('flags', '--help');
+    expect(help.code).to.equal(0);
+    expect(help.out).to.include('clear-downgrade');
+  });
 });

@@ -1,3 +1,4 @@
+import { pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
 import { z } from 'zod';
 import { MEMORY_MODES, TENANT_RE, type MemoryMode } from '@memfleet/config/load-config';
@@ -5,11 +6,11 @@ import { toError } from '@memfleet/errors/to-error';
 import { createFlags, type FlagPatch } from './flags.ts';
 import { toFlagsView } from './flags-view.ts';
 
-// Entry point of `pnpm flags`: shows and changes the live flags of the fleet sharing REDIS_URL and
-// REDIS_KEY_PREFIX. Every running process picks a change up within FLAGS_REFRESH_MS.
+// `memfleet flags …` (also `pnpm flags …`): shows and changes the live flags of the fleet sharing
+// REDIS_URL and REDIS_KEY_PREFIX. Every running process picks a change up within FLAGS_REFRESH_MS.
 
 const USAGE = `usage:
-  pnpm flags                                    show the flags in force (JSON)
+  pnpm flags [get]                              show the flags in force (JSON)
   pnpm flags set [--tenant T] mode=M canary=P   override the mode (${MEMORY_MODES.join(' | ')}) and/or read canary (0..100)
   pnpm flags unset [--tenant T] [mode] [canary] remove overrides (all of a tenant's with --tenant T alone)
   pnpm flags clear-downgrade                    end a read downgrade now`;
@@ -62,6 +63,7 @@ function parseArgs(argv: readonly string[]): FlagPatch {
 
   switch (command) {
     case 'show':
+    case 'get':
       noMore();
       return {};
     case 'clear-downgrade':
@@ -114,53 +116,68 @@ function defaultMode(e: z.infer<typeof envSchema>): MemoryMode {
   return 'read_write';
 }
 
-let patch: FlagPatch;
-try {
-  if (process.argv[2] === 'help' || process.argv.includes('--help')) {
-    console.log(USAGE);
-    process.exit(0);
+/**
+ * Runs one flags command line (`argv` without the program name) against the fleet the
+ * environment names; prints the flags in force and returns the exit code: 0 done, 1 Redis
+ * failed, 2 bad usage or environment.
+ */
+export async function runFlagsCli(
+  argv: readonly string[],
+  processEnv: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
+  let patch: FlagPatch;
+  try {
+    if (argv[0] === 'help' || argv.includes('--help') || argv.includes('-h')) {
+      console.log(USAGE);
+      return 0;
+    }
+    patch = parseArgs(argv);
+  } catch (err: unknown) {
+    if (!(err instanceof UsageError)) throw err;
+    console.error(`${err.message}\n${USAGE}`);
+    return 2;
   }
-  patch = parseArgs(process.argv.slice(2));
-} catch (err: unknown) {
-  if (!(err instanceof UsageError)) throw err;
-  console.error(`${err.message}\n${USAGE}`);
-  process.exit(2);
+
+  const env = envSchema.safeParse(
+    Object.fromEntries(Object.entries(processEnv).filter(([, v]) => v !== undefined && v !== '')),
+  );
+  if (!env.success) {
+    console.error(env.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('\n'));
+    return 2;
+  }
+
+  const redis = new Redis(env.data.REDIS_URL, {
+    maxRetriesPerRequest: 1,
+    connectTimeout: 5000,
+    // A CLI gives up instead of waiting for Redis to come back.
+    retryStrategy: (times) => (times > 2 ? null : 200),
+  });
+  // The connection's own error says more than the command's "max retries" does.
+  let connectionError: Error | undefined;
+  redis.on('error', (err: Error) => {
+    connectionError = err;
+  });
+  const flags = createFlags(redis, {
+    prefix: env.data.REDIS_KEY_PREFIX,
+    defaults: { mode: defaultMode(env.data), canaryPercent: env.data.READ_CANARY_PERCENT },
+    // Only the processes that run use these; a CLI run makes one change and leaves.
+    refreshMs: 1000,
+    downgradeMs: 600_000,
+    downgradeAuthFailures: 3,
+  });
+  try {
+    // An empty patch only loads; unlike refresh(), update() fails when Redis cannot be reached.
+    const snapshot = await flags.update(patch);
+    console.log(JSON.stringify(toFlagsView(snapshot), null, 2));
+    await redis.quit();
+    return 0;
+  } catch (err: unknown) {
+    console.error(`flags: Redis: ${(connectionError ?? toError(err)).message}`);
+    redis.disconnect();
+    return 1;
+  }
 }
 
-const env = envSchema.safeParse(
-  Object.fromEntries(Object.entries(process.env).filter(([, v]) => v !== undefined && v !== '')),
-);
-if (!env.success) {
-  console.error(env.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('\n'));
-  process.exit(2);
-}
-
-const redis = new Redis(env.data.REDIS_URL, {
-  maxRetriesPerRequest: 1,
-  connectTimeout: 5000,
-  // A CLI gives up instead of waiting for Redis to come back.
-  retryStrategy: (times) => (times > 2 ? null : 200),
-});
-// The connection's own error says more than the command's "max retries" does.
-let connectionError: Error | undefined;
-redis.on('error', (err: Error) => {
-  connectionError = err;
-});
-const flags = createFlags(redis, {
-  prefix: env.data.REDIS_KEY_PREFIX,
-  defaults: { mode: defaultMode(env.data), canaryPercent: env.data.READ_CANARY_PERCENT },
-  // Only the processes that run use these; a CLI run makes one change and leaves.
-  refreshMs: 1000,
-  downgradeMs: 600_000,
-  downgradeAuthFailures: 3,
-});
-try {
-  // An empty patch only loads; unlike refresh(), update() fails when Redis cannot be reached.
-  const snapshot = await flags.update(patch);
-  console.log(JSON.stringify(toFlagsView(snapshot), null, 2));
-  await redis.quit();
-} catch (err: unknown) {
-  console.error(`flags: Redis: ${(connectionError ?? toError(err)).message}`);
-  redis.disconnect();
-  process.exitCode = 1;
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  process.exitCode = await runFlagsCli(process.argv.slice(2));
 }
