@@ -9,6 +9,11 @@ export interface LedgerEntry {
   seq: number;
   attempts: number;
   acceptedAt: Date;
+  /**
+   * The message as written to the backend: the outbox body, JSON text, already redacted by the
+   * API. Kept on written rows (so `memfleet backfill` can write it to another backend).
+   */
+  body?: string | undefined;
 }
 
 /** The ledger's view of one message. */
@@ -22,14 +27,50 @@ export interface LedgerStatus {
   writtenAt: Date | null;
 }
 
+/** A message's ledger row as the backfill reads it. */
+export interface LedgerRecord {
+  tenant: string;
+  clientMessageId: string;
+  threadId: string;
+  userId: string;
+  seq: number;
+  status: 'written' | 'dead';
+  /** The backend it was last written to (or dead-lettered by). */
+  backend: string;
+  acceptedAt: Date;
+  /** The written message (parsed JSON), or null: dead, or written before bodies were kept. */
+  body: unknown;
+}
+
+/** Where a backfill stands in the ledger's (tenant, thread_id, seq) order. */
+export interface LedgerPosition {
+  tenant: string;
+  threadId: string;
+  seq: number;
+}
+
+/** Which written rows a backfill reads. */
+export interface WrittenSelection {
+  /** Accepted at or after this time. */
+  since: Date;
+  /** Only these tenants; every tenant when undefined. */
+  tenants?: readonly string[] | undefined;
+  /** Only rows after this position. */
+  after?: LedgerPosition | undefined;
+}
+
 /** The permanent record of written and dead-lettered messages, in Postgres. */
 export interface Ledger {
   /** Records messages as written; a later write of a dead message turns it written. */
   recordWritten(entries: readonly LedgerEntry[], backend: string): Promise<void>;
   /** Records messages as dead with a reason; never overwrites a written one. */
   recordDead(entries: readonly LedgerEntry[], backend: string, reason: string): Promise<void>;
-  /** Which of these client message ids of a tenant are already written. */
-  findWritten(tenant: string, clientMessageIds: readonly string[]): Promise<Set<string>>;
+  /** Which of these client message ids of a tenant are already written to `backend`. */
+  findWritten(
+    tenant: string,
+    clientMessageIds: readonly string[],
+    backend: string,
+  ): Promise<Set<string>>;
   /** The ledger's record of one message, or undefined. */
   getStatus(tenant: string, clientMessageId: string): Promise<LedgerStatus | undefined>;
   /** Every message of a user of a tenant: client message id and thread. */
@@ -39,6 +80,15 @@ export interface Ledger {
   ): Promise<{ clientMessageId: string; threadId: string }[]>;
   /** Deletes every record of a user of a tenant; returns how many. */
   eraseUser(tenant: string, userId: string): Promise<number>;
+  /**
+   * Written rows in (tenant, thread_id, seq) order, at most `limit`, with or without a body (the
+   * caller counts those without: they cannot be written again).
+   */
+  writtenRows(selection: WrittenSelection, limit: number): Promise<LedgerRecord[]>;
+  /** How many rows {@link writtenRows} would go through. */
+  countWritten(selection: WrittenSelection): Promise<number>;
+  /** The rows of these client message ids of a tenant (those it has). */
+  records(tenant: string, clientMessageIds: readonly string[]): Promise<LedgerRecord[]>;
 }
 
 interface StatusRow {
@@ -51,17 +101,78 @@ interface StatusRow {
   written_at: Date | null;
 }
 
+// A written row is updated again only by a write to another backend (a backfill after the fleet
+// switched backends): it then names the new backend. Nothing overwrites a written row with dead.
 const UPSERT = `
   INSERT INTO ledger (tenant, client_message_id, thread_id, user_id, seq, status, attempts, error,
-                      backend, accepted_at, written_at)
+                      backend, accepted_at, written_at, body)
   SELECT $1, e.cmid, e.thread, e.usr, e.seq, $2, e.attempts, $3, $4, e.accepted,
-         CASE WHEN $2 = 'written' THEN now() END
-  FROM unnest($5::text[], $6::text[], $7::text[], $8::bigint[], $9::int[], $10::timestamptz[])
-       AS e(cmid, thread, usr, seq, attempts, accepted)
+         CASE WHEN $2 = 'written' THEN now() END, e.body::jsonb
+  FROM unnest($5::text[], $6::text[], $7::text[], $8::bigint[], $9::int[], $10::timestamptz[],
+              $11::text[])
+       AS e(cmid, thread, usr, seq, attempts, accepted, body)
   ON CONFLICT (tenant, client_message_id) DO UPDATE
     SET status = EXCLUDED.status, attempts = EXCLUDED.attempts, error = EXCLUDED.error,
-        backend = EXCLUDED.backend, written_at = EXCLUDED.written_at, updated_at = now()
-    WHERE ledger.status <> 'written'`;
+        backend = EXCLUDED.backend, written_at = EXCLUDED.written_at,
+        body = COALESCE(EXCLUDED.body, ledger.body), updated_at = now()
+    WHERE ledger.status <> 'written'
+       OR (EXCLUDED.status = 'written' AND ledger.backend <> EXCLUDED.backend)`;
+
+const RECORD_COLUMNS = `tenant, client_message_id, thread_id, user_id, seq, status, backend,
+                        accepted_at, body`;
+
+interface RecordRow {
+  tenant: string;
+  client_message_id: string;
+  thread_id: string;
+  user_id: string;
+  seq: string;
+  status: 'written' | 'dead';
+  backend: string;
+  accepted_at: Date;
+  body: unknown;
+}
+
+const toRecord = (r: RecordRow): LedgerRecord => ({
+  tenant: r.tenant,
+  clientMessageId: r.client_message_id,
+  threadId: r.thread_id,
+  userId: r.user_id,
+  seq: Number(r.seq),
+  status: r.status,
+  backend: r.backend,
+  acceptedAt: r.accepted_at,
+  body: r.body,
+});
+
+// An escaped NUL or UTF-16 surrogate (after an even number of backslashes, so a real escape):
+// Postgres jsonb holds neither a NUL nor an unpaired surrogate, and refuses the whole statement.
+const UNSTORABLE_ESCAPE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/i;
+
+/**
+ * The body as the ledger keeps it: null when Postgres jsonb could not hold it (a NUL character, a
+ * surrogate escape), so that such a message is still recorded as written, only without its body.
+ */
+function storableBody(body: string | undefined): string | null {
+  if (body === undefined || UNSTORABLE_ESCAPE.test(body)) return null;
+  return body;
+}
+
+/** WHERE clause and parameters of a {@link WrittenSelection}. */
+function selectionWhere(selection: WrittenSelection): { where: string; params: unknown[] } {
+  const params: unknown[] = [selection.since];
+  const clauses = [`status = 'written'`, `accepted_at >= $1`];
+  if (selection.tenants !== undefined) {
+    params.push(selection.tenants);
+    clauses.push(`tenant = ANY($${params.length}::text[])`);
+  }
+  if (selection.after !== undefined) {
+    params.push(selection.after.tenant, selection.after.threadId, selection.after.seq);
+    const n = params.length;
+    clauses.push(`(tenant, thread_id, seq) > ($${n - 2}, $${n - 1}, $${n})`);
+  }
+  return { where: clauses.join(' AND '), params };
+}
 
 /** Creates the ledger over a pg pool (the caller owns and closes the pool). */
 export function createLedger(pool: Pool): Ledger {
@@ -91,6 +202,7 @@ export function createLedger(pool: Pool): Ledger {
         list.map((e) => e.seq),
         list.map((e) => e.attempts),
         list.map((e) => e.acceptedAt),
+        list.map((e) => (status === 'written' ? storableBody(e.body) : null)),
       ]);
     }
   }
@@ -98,12 +210,13 @@ export function createLedger(pool: Pool): Ledger {
   return {
     recordWritten: (entries, backend) => upsert(entries, 'written', backend, null),
     recordDead: (entries, backend, reason) => upsert(entries, 'dead', backend, reason),
-    async findWritten(tenant, clientMessageIds) {
+    async findWritten(tenant, clientMessageIds, backend) {
       if (clientMessageIds.length === 0) return new Set();
       const res = await pool.query<{ client_message_id: string }>(
         `SELECT client_message_id FROM ledger
-         WHERE tenant = $1 AND client_message_id = ANY($2::text[]) AND status = 'written'`,
-        [tenant, clientMessageIds],
+         WHERE tenant = $1 AND client_message_id = ANY($2::text[]) AND status = 'written'
+           AND backend = $3`,
+        [tenant, clientMessageIds, backend],
       );
       return new Set(res.rows.map((r) => r.client_message_id));
     },
@@ -120,6 +233,32 @@ export function createLedger(pool: Pool): Ledger {
         userId,
       ]);
       return res.rowCount ?? 0;
+    },
+    async writtenRows(selection, limit) {
+      const { where, params } = selectionWhere(selection);
+      const res = await pool.query<RecordRow>(
+        `SELECT ${RECORD_COLUMNS} FROM ledger WHERE ${where}
+         ORDER BY tenant, thread_id, seq LIMIT $${params.length + 1}`,
+        [...params, limit],
+      );
+      return res.rows.map(toRecord);
+    },
+    async countWritten(selection) {
+      const { where, params } = selectionWhere(selection);
+      const res = await pool.query<{ n: string }>(
+        `SELECT count(*) AS n FROM ledger WHERE ${where}`,
+        params,
+      );
+      return Number(res.rows[0]?.n ?? 0);
+    },
+    async records(tenant, clientMessageIds) {
+      if (clientMessageIds.length === 0) return [];
+      const res = await pool.query<RecordRow>(
+        `SELECT ${RECORD_COLUMNS} FROM ledger
+         WHERE tenant = $1 AND client_message_id = ANY($2::text[])`,
+        [tenant, clientMessageIds],
+      );
+      return res.rows.map(toRecord);
     },
     async getStatus(tenant, clientMessageId) {
       const res = await pool.query<StatusRow>(

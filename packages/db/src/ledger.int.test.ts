@@ -1,0 +1,135 @@
+import { expect } from 'chai';
+import pg from 'pg';
+import { createTestDatabase, type TestDatabase } from '@memfleet/testing/fixtures';
+import { createLedger, type Ledger, type LedgerEntry } from './ledger.ts';
+import { migrate } from './migrate.ts';
+
+const bodyOf = (content: string) =>
+  JSON.stringify({
+    role: 'user',
+    content,
+    created_at: '2026-11-21T10:00:00.000Z',
+    metadata: { source: 'test' },
+  });
+
+function entry(id: string, seq: number, overrides: Partial<LedgerEntry> = {}): LedgerEntry {
+  return {
+    tenant: 'acme',
+    clientMessageId: id,
+    threadId: 't1',
+    userId: 'u1',
+    seq,
+    attempts: 1,
+    acceptedAt: new Date('2026-11-20T10:00:00.000Z'),
+    body: bodyOf(`text ${id}`),
+    ...overrides,
+  };
+}
+
+describe('ledger (real Postgres)', () => {
+  let db: TestDatabase;
+  let pool: pg.Pool;
+  let ledger: Ledger;
+
+  beforeEach(async () => {
+    db = await createTestDatabase();
+    await migrate(db.url);
+    pool = new pg.Pool({ connectionString: db.url, max: 3 });
+    ledger = createLedger(pool);
+  });
+
+  afterEach(async () => {
+    await pool.end();
+    await db.drop();
+  });
+
+  async function row(id: string) {
+    const res = await pool.query<{ status: string; backend: string; body: unknown }>(
+      'SELECT status, backend, body FROM ledger WHERE client_message_id = $1',
+      [id],
+    );
+    return res.rows[0];
+  }
+
+  it('answers written per backend, and a write to a new backend records that backend', async () => {
+    await ledger.recordWritten([entry('m1', 1), entry('m2', 2)], 'postgres');
+    expect(await ledger.findWritten('acme', ['m1', 'm2', 'mx'], 'postgres')).to.deep.equal(
+      new Set(['m1', 'm2']),
+    );
+    expect(await ledger.findWritten('acme', ['m1', 'm2'], 'zep')).to.deep.equal(new Set());
+    expect(await ledger.findWritten('globex', ['m1'], 'postgres')).to.deep.equal(new Set());
+
+    // The backfill writes m1 to Zep: the ledger now says Zep, and no longer postgres.
+    await ledger.recordWritten([entry('m1', 1, { attempts: 1 })], 'zep');
+    expect(await ledger.findWritten('acme', ['m1', 'm2'], 'zep')).to.deep.equal(new Set(['m1']));
+    expect(await ledger.findWritten('acme', ['m1', 'm2'], 'postgres')).to.deep.equal(
+      new Set(['m2']),
+    );
+    // A dead-letter never overwrites a written row, whatever backend it names.
+    await ledger.recordDead([entry('m2', 2)], 'zep', 'too long for zep');
+    expect(await row('m2')).to.include({ status: 'written', backend: 'postgres' });
+  });
+
+  it('keeps the written body as JSON, none for dead rows or bodies jsonb cannot hold', async () => {
+    await ledger.recordWritten(
+      [entry('m1', 1), entry('nul', 2, { body: bodyOf('a \u0000 b') })],
+      'postgres',
+    );
+    await ledger.recordDead([entry('d1', 4)], 'postgres', 'rejected');
+    expect((await row('m1'))?.body).to.deep.equal(JSON.parse(bodyOf('text m1')));
+    expect((await row('nul'))?.status).to.equal('written');
+    expect((await row('nul'))?.body).to.equal(null);
+    expect((await row('d1'))?.body).to.equal(null);
+    // A row written without a body gets one when it is written again (to another backend).
+    await ledger.recordWritten([entry('plain', 5, { body: undefined })], 'postgres');
+    expect((await row('plain'))?.body).to.equal(null);
+    await ledger.recordWritten([entry('plain', 5)], 'zep');
+    expect((await row('plain'))?.body).to.deep.equal(JSON.parse(bodyOf('text plain')));
+    // Erasure deletes the rows, bodies with them.
+    expect(await ledger.eraseUser('acme', 'u1')).to.equal(4);
+    expect(await row('m1')).to.equal(undefined);
+  });
+
+  it('lists written rows since a time, by tenant, in (tenant, thread, seq) order after a position', async () => {
+    const old = new Date('2026-01-01T00:00:00.000Z');
+    await ledger.recordWritten(
+      [
+        entry('b2', 2, { threadId: 'tb' }),
+        entry('a1', 1, { threadId: 'ta' }),
+        entry('b1', 1, { threadId: 'tb' }),
+        entry('a0', 0, { threadId: 'ta', acceptedAt: old }),
+      ],
+      'postgres',
+    );
+    await ledger.recordWritten([entry('g1', 1, { tenant: 'globex' })], 'zep');
+    await ledger.recordDead([entry('a2', 2, { threadId: 'ta' })], 'postgres', 'x');
+    const since = new Date('2026-11-01T00:00:00.000Z');
+    const ids = (rows: { clientMessageId: string }[]) => rows.map((r) => r.clientMessageId);
+
+    expect(ids(await ledger.writtenRows({ since }, 100))).to.deep.equal(['a1', 'b1', 'b2', 'g1']);
+    expect(await ledger.countWritten({ since })).to.equal(4);
+    expect(ids(await ledger.writtenRows({ since: old }, 2))).to.deep.equal(['a0', 'a1']);
+    expect(ids(await ledger.writtenRows({ since, tenants: ['globex'] }, 100))).to.deep.equal([
+      'g1',
+    ]);
+    const after = { tenant: 'acme', threadId: 'tb', seq: 1 };
+    expect(ids(await ledger.writtenRows({ since, after }, 100))).to.deep.equal(['b2', 'g1']);
+    expect(await ledger.countWritten({ since, after, tenants: ['acme'] })).to.equal(1);
+
+    const [g1] = await ledger.writtenRows({ since, tenants: ['globex'] }, 1);
+    expect(g1).to.deep.include({
+      tenant: 'globex',
+      threadId: 't1',
+      userId: 'u1',
+      seq: 1,
+      status: 'written',
+      backend: 'zep',
+      body: JSON.parse(bodyOf('text g1')) as unknown,
+    });
+    const records = await ledger.records('acme', ['a2', 'b1', 'nope']);
+    expect(records.map((r) => [r.clientMessageId, r.status]).sort()).to.deep.equal([
+      ['a2', 'dead'],
+      ['b1', 'written'],
+    ]);
+  });
+});
