@@ -12,6 +12,22 @@ export type AppendResult =
   | { ok: true; results: ('queued' | 'duplicate')[] }
   | { ok: false; reason: 'thread_owner_mismatch'; ownerUserId: string };
 
+/**
+ * A message to put back in its thread (see {@link Outbox.requeue}): its id, the redacted body to
+ * write, and the accept sequence and time to use if Redis no longer has its record.
+ */
+export interface RequeueInput {
+  clientMessageId: string;
+  body: string;
+  seq: number;
+  acceptedAtMs: number;
+}
+
+/** Result of {@link Outbox.requeue}. */
+export type RequeueResult =
+  | { ok: true; results: ('requeued' | 'pending' | 'other_thread')[] }
+  | { ok: false; reason: 'thread_owner_mismatch'; ownerUserId: string };
+
 /** Status of one message as the outbox knows it. */
 export interface MessageStatus {
   clientMessageId: string;
@@ -143,6 +159,21 @@ export interface Outbox {
     clientMessageIds: readonly string[],
     nowMs: number,
   ): Promise<('replayed' | 'not_dead' | 'body_gone')[]>;
+  /**
+   * Puts messages that reached a final state (written or dead), or whose record has expired, back
+   * at the end of their thread's outbox in the order given, with these bodies, attempts reset, so
+   * the drain writes them again (a backfill to a new backend). Each answers `requeued`, `pending`
+   * (still waiting in the outbox: left alone) or `other_thread` (its record names another thread:
+   * left alone). A message keeps its accept sequence and time when Redis still has them. The thread
+   * belongs to `userId` if it has no owner yet; another owner refuses the whole call.
+   */
+  requeue(
+    tenant: string,
+    threadId: string,
+    userId: string,
+    messages: readonly RequeueInput[],
+    nowMs: number,
+  ): Promise<RequeueResult>;
   /** Forgets dead messages for good (record and dead-letter entry); returns how many. */
   purgeDead(tenant: string, clientMessageIds: readonly string[]): Promise<number>;
   /** The threads a user of this tenant has posted to. */
@@ -269,6 +300,48 @@ for i = 2, #KEYS do
   end
 end
 return n
+`);
+
+// KEYS: thread hash, outbox, pending zset, dead zset, user's thread set, message hashes...
+// ARGV: user, now, thread id, pending member, then per message: client message id, body, seq,
+// accepted at. Per message: 1 requeued, 0 pending (left alone), 2 another thread's (left alone).
+// The thread's sequence counter is raised past every kept sequence, so later appends follow them.
+const REQUEUE = redisScript(`
+local owner = redis.call('HGET', KEYS[1], 'user')
+if owner and owner ~= ARGV[1] then return {-1, owner} end
+if not owner then redis.call('HSET', KEYS[1], 'user', ARGV[1]) end
+local first = 6
+local res = {0}
+local added = 0
+local top = tonumber(redis.call('HGET', KEYS[1], 'seq')) or 0
+local counter = top
+for i = first, #KEYS do
+  local j = 5 + (i - first) * 4
+  local cmid = ARGV[j]
+  local h = redis.call('HMGET', KEYS[i], 'status', 'thread', 'seq', 'accepted_at')
+  if h[1] == 'queued' then
+    res[#res + 1] = 0
+  elseif h[2] and h[2] ~= ARGV[3] then
+    res[#res + 1] = 2
+  else
+    local seq = h[3] or ARGV[j + 2]
+    redis.call('HSET', KEYS[i], 'thread', ARGV[3], 'user', ARGV[1], 'seq', seq,
+      'status', 'queued', 'attempts', 0, 'accepted_at', h[4] or ARGV[j + 3], 'body', ARGV[j + 1])
+    redis.call('HDEL', KEYS[i], 'error', 'dead_at', 'written_at')
+    redis.call('PERSIST', KEYS[i])
+    redis.call('ZREM', KEYS[4], cmid)
+    redis.call('RPUSH', KEYS[2], cmid)
+    if tonumber(seq) > top then top = tonumber(seq) end
+    res[#res + 1] = 1
+    added = added + 1
+  end
+end
+if added > 0 then
+  if top > counter then redis.call('HSET', KEYS[1], 'seq', top) end
+  redis.call('ZADD', KEYS[3], 'NX', ARGV[2], ARGV[4])
+  redis.call('SADD', KEYS[5], ARGV[3])
+end
+return res
 `);
 
 // KEYS: outbox, pending zset, dead zset, message hashes... ARGV: now, pending member, ids...
@@ -521,6 +594,37 @@ export function createOutbox(redis: ScriptClient, options: OutboxOptions = {}): 
         [nowMs, pendingMember(tenant, threadId), ...clientMessageIds],
       )) as number[];
       return res.map((r) => (r === 1 ? 'replayed' : r === 0 ? 'not_dead' : 'body_gone'));
+    },
+
+    async requeue(tenant, threadId, userId, messages, nowMs) {
+      if (messages.length === 0) return { ok: true, results: [] };
+      const res = (await REQUEUE.run(
+        redis,
+        [
+          keys.thread(tenant, threadId),
+          keys.outbox(tenant, threadId),
+          keys.pending(),
+          keys.dead(tenant),
+          keys.userThreads(tenant, userId),
+          ...messages.map((m) => keys.message(tenant, m.clientMessageId)),
+        ],
+        [
+          userId,
+          nowMs,
+          threadId,
+          pendingMember(tenant, threadId),
+          ...messages.flatMap((m) => [m.clientMessageId, m.body, m.seq, m.acceptedAtMs]),
+        ],
+      )) as (number | string)[];
+      if (res[0] === -1) {
+        return { ok: false, reason: 'thread_owner_mismatch', ownerUserId: String(res[1]) };
+      }
+      return {
+        ok: true,
+        results: res
+          .slice(1)
+          .map((r) => (r === 1 ? 'requeued' : r === 0 ? 'pending' : 'other_thread')),
+      };
     },
 
     async purgeDead(tenant, clientMessageIds) {
