@@ -105,12 +105,17 @@ export function createThreadDrainer(deps: DrainDeps) {
    * One backend call through the fleet's gate: it waits out a rate-limit pause, an open breaker or
    * a credential hold by throwing {@link BackendPaused}, and reports the outcome back to the gate.
    */
-  async function call<T>(op: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  async function call<T>(
+    op: string,
+    fn: (signal: AbortSignal) => Promise<T>,
+    seen?: { probe: boolean },
+  ): Promise<T> {
     const permit = await deps.gate.acquire();
     if (permit.verdict === 'wait') {
       throw new BackendPaused(permit.waitMs, permit.reason, 'held before the call');
     }
     const probe = permit.verdict === 'probe';
+    if (seen !== undefined) seen.probe = probe;
     const end = metrics.backendDuration.startTimer({ backend: b, op });
     let result: T;
     try {
@@ -139,6 +144,9 @@ export function createThreadDrainer(deps: DrainDeps) {
       }
       const verdict = await deps.gate.failure(e.kind, probe, e.details.retryAfterMs);
       if (verdict.counted) throw e;
+      if (e.kind === 'rate_limited') {
+        metrics.retryAfter.observe({ backend: b }, verdict.waitMs / 1000);
+      }
       if (verdict.opened) {
         metrics.breakerTransitions.inc({ backend: b, to: 'open' });
         logger.warn('backend gate closed to writes', {
@@ -307,29 +315,35 @@ export function createThreadDrainer(deps: DrainDeps) {
                 ensured = true;
               }
               const t0 = now();
-              await call('add_messages', (signal) =>
-                backend
-                  .addMessages(
-                    thread,
-                    toSend.map((p) => p.message),
-                    { signal },
-                  )
-                  .catch((err: unknown) => {
-                    addFailedUncertain = !(
-                      err instanceof BackendError &&
-                      (err.kind === 'rate_limited' || err.kind === 'auth')
-                    );
-                    throw err;
-                  }),
+              const seen = { probe: false };
+              await call(
+                'add_messages',
+                (signal) =>
+                  backend
+                    .addMessages(
+                      thread,
+                      toSend.map((p) => p.message),
+                      { signal },
+                    )
+                    .catch((err: unknown) => {
+                      addFailedUncertain = !(
+                        err instanceof BackendError &&
+                        (err.kind === 'rate_limited' || err.kind === 'auth')
+                      );
+                      throw err;
+                    }),
+                seen,
               );
               metrics.batchSize.observe({ backend: b }, toSend.length);
               logger.info('batch written', {
+                thread: threadId,
                 tenant,
-                threadId,
                 backend: b,
                 n: toSend.length,
                 write_ms: now() - t0,
                 attempt,
+                breaker: seen.probe ? 'half_open' : 'closed',
+                retry_after: null,
               });
             }
           } catch (err: unknown) {
@@ -342,6 +356,18 @@ export function createThreadDrainer(deps: DrainDeps) {
                 !head.uncertain && !addFailedUncertain,
               );
               metrics.drainsPaused.inc({ backend: b, reason: err.reason });
+              metrics.writesSkipped.inc({ backend: b, reason: err.reason }, ids.length);
+              logger.info('batch held', {
+                thread: threadId,
+                tenant,
+                backend: b,
+                n: ids.length,
+                write_ms: null,
+                attempt,
+                breaker: err.reason === 'breaker_open' ? 'open' : 'closed',
+                retry_after: err.reason === 'rate_limited' ? err.waitMs : null,
+                reason: err.reason,
+              });
               return {
                 outcome: 'paused',
                 retryInMs: err.waitMs,

@@ -5,15 +5,22 @@ import type { Config } from '@memfleet/config/load-config';
 import { createLedger } from '@memfleet/db/ledger';
 import { toError } from '@memfleet/errors/to-error';
 import { startFlags } from '@memfleet/flags/start-flags';
-import { createDrainQueue } from '@memfleet/jobs/thread-drain';
-import { ERASE_QUEUE, userErasePayload, type UserErasePayload } from '@memfleet/jobs/user-erase';
+import { createDrainQueue, DRAIN_QUEUE } from '@memfleet/jobs/thread-drain';
+import {
+  createEraseQueue,
+  ERASE_QUEUE,
+  userErasePayload,
+  type UserErasePayload,
+} from '@memfleet/jobs/user-erase';
 import type { Logger } from '@memfleet/logger/create-logger';
 import { createBackendGate } from '@memfleet/memory/backend-gate';
 import { createMemoryBackend, gateSettings } from '@memfleet/memory/create-backend';
 import { createRegistry } from '@memfleet/metrics/create-registry';
 import { startMetricsServer } from '@memfleet/metrics/metrics-server';
+import { QUEUE_STATES, registerQueueMetrics } from '@memfleet/metrics/queue-metrics';
 import { createWorkerMetrics, registerGateMetrics } from '@memfleet/metrics/worker-metrics';
 import { createOutbox } from '@memfleet/outbox/outbox';
+import { oldestPendingAcceptedAt } from '@memfleet/outbox/pending-age';
 import { createDrainWorker } from './create-drain-worker.ts';
 import { createThreadDrainer } from './drain-thread.ts';
 import { createUserEraser } from './erase-user.ts';
@@ -59,6 +66,24 @@ export async function startWorker(config: Config, logger: Logger): Promise<Worke
     maxMessageAttempts: w.maxAttempts,
   });
   queue.on('error', (err) => logger.warn('queue error', { err }));
+  const eraseQueue = createEraseQueue({ connection: redis, prefix: config.redisKeyPrefix });
+  eraseQueue.on('error', (err) => logger.warn('queue error', { err }));
+  registerQueueMetrics(registry, [
+    {
+      name: DRAIN_QUEUE,
+      counts: () => queue.getJobCounts(...QUEUE_STATES),
+      oldestPendingAt: () => oldestPendingAcceptedAt(redis, config.redisKeyPrefix),
+    },
+    {
+      name: ERASE_QUEUE,
+      counts: () => eraseQueue.getJobCounts(...QUEUE_STATES),
+      async oldestPendingAt() {
+        const jobs = await eraseQueue.getJobs(['waiting', 'delayed'], 0, 0, true);
+        const times = jobs.map((j) => j.timestamp).filter((t) => Number.isFinite(t));
+        return times.length === 0 ? undefined : Math.min(...times);
+      },
+    },
+  ]);
 
   const backend = createMemoryBackend(config, { pool, timeoutMs: w.backendTimeoutMs });
   const gate = createBackendGate(redis, {
@@ -203,7 +228,7 @@ export async function startWorker(config: Config, logger: Logger): Promise<Worke
         await Promise.all([worker.close(), eraser.close()]);
         await running;
         flags.stop();
-        await queue.close();
+        await Promise.all([queue.close(), eraseQueue.close()]);
         await server.close();
         await pool.end();
         redis.disconnect();

@@ -24,6 +24,10 @@ export interface WorkerMetrics {
   breakerTransitions: Counter<'backend' | 'to'>;
   /** Drains handed back to wait for the backend, by reason (`rate_limited`, `breaker_open`, `auth`). */
   drainsPaused: Counter<'backend' | 'reason'>;
+  /** Messages a drain held back instead of writing, by the same reasons. */
+  writesSkipped: Counter<'backend' | 'reason'>;
+  /** The pause a 429 asked for (Retry-After, else the default), in seconds. */
+  retryAfter: Histogram<'backend'>;
 }
 
 /** The fleet-wide gate of a backend, as {@link registerGateMetrics} reads it at scrape time. */
@@ -152,6 +156,19 @@ export function createWorkerMetrics(registry: Registry): WorkerMetrics {
       name: 'memfleet_drains_paused_total',
       help: 'Drains handed back to wait for the backend, by reason.',
       labelNames: ['backend', 'reason'],
+      registers: [registry],
+    }),
+    writesSkipped: new Counter({
+      name: 'memfleet_writes_skipped_total',
+      help: 'Messages held back instead of written because the fleet waits for the backend (rate limit, open breaker, rejected credentials).',
+      labelNames: ['backend', 'reason'],
+      registers: [registry],
+    }),
+    retryAfter: new Histogram({
+      name: 'memfleet_backend_retry_after_seconds',
+      help: 'Fleet-wide pauses asked for by 429 answers (Retry-After, else WORKER_RATE_LIMIT_DEFAULT_MS).',
+      labelNames: ['backend'],
+      buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 300],
       registers: [registry],
     }),
   };
