@@ -72,7 +72,12 @@ run_step() {
   exit "$rc"
 }
 
-for step in lint typecheck test:unit test:int; do
+# Every app process the integration tests start writes its output here; test:logs then scans it
+# for any email, phone or card number that escaped redaction.
+export MEMFLEET_TEST_LOG_DIR="$work/app-logs"
+mkdir -p "$MEMFLEET_TEST_LOG_DIR"
+
+for step in lint typecheck test:unit test:int test:logs; do
   run_step "$step"
 done
 summary

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { appendFileSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -89,12 +90,20 @@ export function startAppProcess(entry: string, options: AppProcessOptions): AppP
   let dropped = 0;
   const waiters = new Set<LineWaiter>();
   const echo = process.env.MEMFLEET_TEST_APP_OUTPUT === '1';
+  // The test command scans every app's output for personal data afterwards (log-scan.ts).
+  const logDir = process.env.MEMFLEET_TEST_LOG_DIR;
+  let logFile: string | undefined;
+  if (logDir !== undefined && logDir !== '') {
+    mkdirSync(logDir, { recursive: true });
+    logFile = join(logDir, `${name.replace(/[^\w.-]/g, '_')}-${pid}.log`);
+  }
   let exitCode: number | null | undefined;
 
   const tail = (): string => captured.slice(-20).join('\n');
 
   const onLine = (line: string): void => {
     if (echo) process.stderr.write(`[${name}] ${line}\n`);
+    if (logFile !== undefined) appendFileSync(logFile, `${line}\n`);
     captured.push(line);
     // Bound memory for chatty long runs; indexes given to waitForLine stay meaningful enough.
     if (captured.length > MAX_LINES) {

@@ -1,0 +1,38 @@
+import { expect } from 'chai';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { scanLogs } from './log-scan.ts';
+
+describe('log scan', () => {
+  let dir = '';
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'memfleet-logscan-'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('names the file and line of every email, phone and card number, and passes redacted lines', async () => {
+    await writeFile(
+      join(dir, 'api-1.log'),
+      [
+        '{"level":"info","message":"accepted","content":"mail [EMAIL], call [PHONE]","ts":1764200000000}',
+        '{"level":"warn","message":"bad","err":"from ann@example.com"}',
+      ].join('\n'),
+    );
+    await writeFile(
+      join(dir, 'worker-2.log'),
+      'ok line\ncall +1 415 555 0100 now\ncard 4111 1111 1111 1111\n',
+    );
+    await writeFile(join(dir, 'ignored.txt'), 'ann@example.com');
+    const result = await scanLogs(dir);
+    expect(result.files).to.equal(2);
+    expect(result.lines).to.equal(5);
+    expect(result.findings).to.deep.equal([
+      { file: 'api-1.log', line: 2, types: ['email'] },
+      { file: 'worker-2.log', line: 2, types: ['phone'] },
+      { file: 'worker-2.log', line: 3, types: ['card'] },
+    ]);
+  });
+});
