@@ -60,7 +60,7 @@ export async function startApi(config: Config, logger: Logger): Promise<ApiRunti
   const flags = await startFlags(redis, config, { registry, logger });
 
   const app = createApp({
-    auth: createAuthenticator(config.apiKeys, config.adminKey),
+    auth: createAuthenticator(config.apiKeys, config.adminKey, config.dashboardKeys),
     acceptMessages: createMessageIntake({
       outbox,
       queue,

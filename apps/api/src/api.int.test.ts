@@ -4,6 +4,8 @@ import request from 'supertest';
 import type { ApiRuntime } from './api-runtime.ts';
 import { ACME, ADMIN, GLOBEX, startTestApi, type TestApi } from './test-api.fixture.ts';
 
+const VIEWER = 'viewer-key-0123456789abcdef';
+
 const message = (id: string, extra: Record<string, unknown> = {}) => ({
   client_message_id: id,
   role: 'user',
@@ -21,6 +23,7 @@ describe('api (real Redis and Postgres)', () => {
     fixture = await startTestApi({
       MESSAGE_CONTENT_MAX_CHARS: '1000',
       API_BODY_LIMIT_BYTES: '65536',
+      MEMFLEET_DASHBOARD_KEYS: VIEWER,
     });
     ({ api, redis, prefix } = fixture);
     // Opens the API's Postgres connection up front: it is shared by every test of this file.
@@ -301,6 +304,46 @@ describe('api (real Redis and Postgres)', () => {
         .get('/admin/queues/api/queues')
         .set('authorization', `Bearer ${ACME}`);
       expect(tenant.status).to.equal(403);
+    });
+
+    it('serves a read-only board to a dashboard key, and job data redacted to both', async () => {
+      const thread = 'chat-ann@example.com';
+      expect(
+        (await post(thread, { user_id: 'u1', messages: [message('board-1')] })).status,
+      ).to.equal(202);
+      const list = (key: string) =>
+        request(api.url)
+          .get(
+            '/admin/queues/api/queues?activeQueue=thread-drain&status=latest&page=1&jobsPerPage=50',
+          )
+          .set('authorization', `Bearer ${key}`);
+      const asViewer = await list(VIEWER);
+      expect(asViewer.status).to.equal(200);
+      const queues = (
+        asViewer.body as {
+          queues: { name: string; readOnlyMode: boolean; jobs: { data: unknown }[] }[];
+        }
+      ).queues;
+      expect(queues.every((q) => q.readOnlyMode)).to.equal(true);
+      const shown = JSON.stringify(queues.find((q) => q.name === 'thread-drain')?.jobs ?? []);
+      expect(shown).to.include('"threadId":"[EMAIL]"');
+      expect(shown).to.not.match(/ann(@|%40)example\.com/);
+      const adminShown = JSON.stringify((await list(ADMIN)).body);
+      expect(adminShown).to.include('"threadId":"[EMAIL]"');
+      expect(adminShown).to.not.match(/ann(@|%40)example\.com/);
+
+      const pause = (key: string) =>
+        request(api.url)
+          .put('/admin/queues/api/queues/thread-drain/pause')
+          .set('authorization', `Bearer ${key}`);
+      expect((await pause(VIEWER)).status).to.equal(405);
+      expect((await pause(ADMIN)).status).to.equal(200);
+      const resume = await request(api.url)
+        .put('/admin/queues/api/queues/thread-drain/resume')
+        .set('authorization', `Bearer ${ADMIN}`);
+      expect(resume.status).to.equal(200);
+      const page = await request(api.url).get('/admin/queues').auth('viewer', VIEWER);
+      expect(page.status).to.equal(200);
     });
   });
 });

@@ -7,7 +7,13 @@ import { toFlagsView } from '@memfleet/flags/flags-view';
 import type { Logger } from '@memfleet/logger/create-logger';
 import type { ApiMetrics } from '@memfleet/metrics/api-metrics';
 import type { AcceptMessages } from '@memfleet/intake/accept-messages';
-import { principalOf, requireAdmin, requireTenant, type Authenticator } from '@memfleet/http/auth';
+import {
+  principalOf,
+  requireAdmin,
+  requireDashboard,
+  requireTenant,
+  type Authenticator,
+} from '@memfleet/http/auth';
 import {
   errorHandler,
   isDependencyFailure,
@@ -116,7 +122,7 @@ export function createApp(deps: AppDeps): Express {
     res.status(202).json({ user_id: userId, status: 'erasing' });
   });
 
-  app.use(DASHBOARD_PATH, requireAdmin(deps.auth), deps.dashboard);
+  app.use(DASHBOARD_PATH, requireDashboard(deps.auth), deps.dashboard);
 
   app.use(notFound);
   app.use(

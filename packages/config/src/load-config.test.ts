@@ -74,6 +74,20 @@ describe('loadConfig', () => {
     }
   });
 
+  it('reads read-only dashboard keys and rejects short ones or ones equal to another key', () => {
+    expect(
+      loadConfig({ ...base, MEMFLEET_DASHBOARD_KEYS: ' v1-0123456789abcdef , v2-0123456789abcdef' })
+        .dashboardKeys,
+    ).to.deep.equal(['v1-0123456789abcdef', 'v2-0123456789abcdef']);
+    expect(loadConfig(base).dashboardKeys).to.deep.equal([]);
+    expect(
+      issuesOf({ ...base, MEMFLEET_DASHBOARD_KEYS: `short,${base.MEMFLEET_ADMIN_KEY}` }),
+    ).to.deep.equal([
+      'MEMFLEET_DASHBOARD_KEYS: key 1 must be at least 16 characters',
+      'MEMFLEET_DASHBOARD_KEYS: key 2 must differ from the admin and tenant keys',
+    ]);
+  });
+
   it('requires ZEP_API_KEY for the zep backend and defaults to Zep Cloud', () => {
     expect(issuesOf({ ...base, MEMORY_BACKEND: 'zep' })).to.deep.equal([
       'ZEP_API_KEY: required when MEMORY_BACKEND=zep',

@@ -38,6 +38,7 @@ const schema = z.object({
   FLAG_ZEP_READ: z.enum(['true', 'false', '1', '0']).optional(),
   MEMFLEET_API_KEYS: z.string().min(1),
   MEMFLEET_ADMIN_KEY: z.string().min(16, 'must be at least 16 characters'),
+  MEMFLEET_DASHBOARD_KEYS: z.string().optional(),
   READ_CANARY_PERCENT: int(0, 100).default(100),
   READ_BUDGET_MS: int(10, 60_000).default(250),
   READER_PORT: int(0, 65_535).default(3001),
@@ -104,6 +105,8 @@ export interface Config {
   memoryMode: MemoryMode;
   apiKeys: ApiKeyEntry[];
   adminKey: string;
+  /** Keys that open the dashboard read-only (`MEMFLEET_DASHBOARD_KEYS`). */
+  dashboardKeys: string[];
   readCanaryPercent: number;
   readBudgetMs: number;
   api: { port: number; host: string; bodyLimitBytes: number };
@@ -242,6 +245,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (apiKeys.some((k) => k.key === e.MEMFLEET_ADMIN_KEY)) {
     issues.push('MEMFLEET_ADMIN_KEY: must differ from every tenant key');
   }
+  const dashboardKeys = (e.MEMFLEET_DASHBOARD_KEYS ?? '')
+    .split(',')
+    .map((k) => k.trim())
+    .filter((k) => k !== '');
+  dashboardKeys.forEach((key, i) => {
+    if (key.length < 16) {
+      issues.push(`MEMFLEET_DASHBOARD_KEYS: key ${i + 1} must be at least 16 characters`);
+    } else if (key === e.MEMFLEET_ADMIN_KEY || apiKeys.some((k) => k.key === key)) {
+      issues.push(
+        `MEMFLEET_DASHBOARD_KEYS: key ${i + 1} must differ from the admin and tenant keys`,
+      );
+    }
+  });
   if (e.WORKER_BACKEND_TIMEOUT_MS >= e.WORKER_LOCK_DURATION_MS) {
     issues.push('WORKER_BACKEND_TIMEOUT_MS: must be below WORKER_LOCK_DURATION_MS');
   }
@@ -272,6 +288,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     memoryMode,
     apiKeys,
     adminKey: e.MEMFLEET_ADMIN_KEY,
+    dashboardKeys,
     readCanaryPercent: e.READ_CANARY_PERCENT,
     readBudgetMs: e.READ_BUDGET_MS,
     api: { port: e.API_PORT, host: e.API_HOST, bodyLimitBytes: e.API_BODY_LIMIT_BYTES },

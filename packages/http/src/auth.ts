@@ -16,19 +16,24 @@ export interface Authenticator {
   tenantOf(key: string): string | undefined;
   /** Whether the presented key is the admin key. */
   isAdmin(key: string): boolean;
+  /** Whether the presented key is one of the read-only dashboard keys. */
+  isDashboardViewer(key: string): boolean;
 }
 
 /** Builds the key table from the configuration. */
 export function createAuthenticator(
   apiKeys: readonly ApiKeyEntry[],
   adminKey: string,
+  dashboardKeys: readonly string[] = [],
 ): Authenticator {
   const byDigest = new Map(apiKeys.map((k) => [sha256(k.key).toString('hex'), k.tenant]));
   const adminDigest = sha256(adminKey);
+  const viewerDigests = new Set(dashboardKeys.map((k) => sha256(k).toString('hex')));
   return {
     // The lookup is by digest, so timing depends on the digest, never on how much of a key matched.
     tenantOf: (key) => byDigest.get(sha256(key).toString('hex')),
     isAdmin: (key) => timingSafeEqual(sha256(key), adminDigest),
+    isDashboardViewer: (key) => viewerDigests.has(sha256(key).toString('hex')),
   };
 }
 
@@ -87,6 +92,46 @@ export function requireAdmin(auth: Authenticator) {
       ),
     );
   };
+}
+
+/** How much of the dashboard a caller may use: everything, or a read-only view. */
+export type DashboardAccess = 'admin' | 'viewer';
+
+/**
+ * Requires the admin key or a read-only dashboard key (bearer, or the password of HTTP basic
+ * auth); sets the access {@link dashboardAccessOf} reads.
+ */
+export function requireDashboard(auth: Authenticator) {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    const key = bearer(req) ?? basicPassword(req);
+    const access: DashboardAccess | undefined =
+      key === undefined
+        ? undefined
+        : auth.isAdmin(key)
+          ? 'admin'
+          : auth.isDashboardViewer(key)
+            ? 'viewer'
+            : undefined;
+    if (access !== undefined) {
+      res.locals.dashboardAccess = access;
+      next();
+      return;
+    }
+    const known = key !== undefined && auth.tenantOf(key) !== undefined;
+    next(
+      new HttpError(
+        known ? 403 : 401,
+        known ? 'forbidden' : 'unauthorized',
+        'admin or dashboard key required',
+        { 'www-authenticate': 'Basic realm="memfleet admin", charset="UTF-8"' },
+      ),
+    );
+  };
+}
+
+/** The access set by {@link requireDashboard}; read-only when unset. */
+export function dashboardAccessOf(res: Response): DashboardAccess {
+  return res.locals.dashboardAccess === 'admin' ? 'admin' : 'viewer';
 }
 
 /** The principal set by {@link requireTenant}. */

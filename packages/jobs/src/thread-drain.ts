@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
 import { z } from 'zod';
 
@@ -51,10 +52,12 @@ export function drainJobAttempts(maxMessageAttempts: number): number {
 
 /**
  * Dedupe id of a thread's drain: with `keepLastIfActive`, each thread has at most one active and
- * one waiting drain, so drains of a thread never run in parallel and a wake-up is never lost.
+ * one waiting drain, so drains of a thread never run in parallel and a wake-up is never lost. The
+ * thread id is hashed: a client may put anything in it, and dedupe ids show in Redis keys and on
+ * the dashboard, where job data is redacted but dedupe ids cannot be.
  */
 export function drainDeduplicationId(tenant: string, threadId: string): string {
-  return `${tenant}/${encodeURIComponent(threadId)}`;
+  return `${tenant}/${createHash('sha256').update(threadId).digest('hex').slice(0, 32)}`;
 }
 
 /** Job options of a thread's drain. */
