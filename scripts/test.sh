@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (CI runs it through .ci/run): installs whatever is missing, then runs lint,
-# typecheck, unit and integration tests, stopping at the first step that fails. The last line is
-# `memfleet: N passed, N failed`, summed from mocha's "N passing" / "N failing" lines.
+# typecheck, the Prometheus rules' checks and unit tests (promtool), unit and integration tests,
+# stopping at the first step that fails. The last line is `memfleet: N passed, N failed`, summed
+# from mocha's "N passing" / "N failing" lines and scripts/check-rules.sh's line of that form.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "$0")/lib/system-deps.sh"
@@ -9,6 +10,7 @@ cd "$MEMFLEET_ROOT"
 
 ensure_redis
 ensure_postgres
+ensure_promtool
 # Turbo passes only listed variables to tasks, so PG_BIN may not reach the tests; with the binaries
 # on PATH they are found either way.
 export PATH="$PATH:$PG_BIN"
@@ -77,7 +79,7 @@ run_step() {
 export MEMFLEET_TEST_LOG_DIR="$work/app-logs"
 mkdir -p "$MEMFLEET_TEST_LOG_DIR"
 
-for step in lint typecheck test:unit test:int test:logs; do
+for step in lint typecheck test:rules test:unit test:int test:logs; do
   run_step "$step"
 done
 summary

@@ -3,8 +3,8 @@
 # node_modules (redis-server, the PostgreSQL server binaries) and the node modules themselves are
 # present, installing them on a fresh Debian machine, where only Node and npm come preinstalled.
 #
-# Defines: ensure_redis, ensure_postgres (exports PG_BIN), ensure_node_deps, pnpm (a function
-# running the pinned pnpm through npx) and exports MEMFLEET_ROOT, PNPM_VERSION and PNPM.
+# Defines: ensure_redis, ensure_postgres (exports PG_BIN), ensure_promtool, ensure_node_deps, pnpm
+# (a function running the pinned pnpm through npx) and exports MEMFLEET_ROOT, PNPM_VERSION and PNPM.
 
 MEMFLEET_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 export MEMFLEET_ROOT
@@ -44,12 +44,19 @@ pnpm() {
 
 _apt_updated=0
 
-# Installs Debian packages. apt-get update runs at most once per script run and only when
-# something is missing, since it is slow. Services are kept from starting on install (Debian would
-# otherwise start a system Redis on 6379 and a Postgres on 5432, the ports start.sh wants).
+# Installs Debian packages; leading arguments starting with `-` are apt-get options. apt-get
+# update runs at most once per script run and only when something is missing, since it is slow.
+# Services are kept from starting on install (Debian would otherwise start a system Redis on 6379,
+# a Postgres on 5432, the ports start.sh wants, and a Prometheus server on 9090).
 apt_install() {
+  local -a opts=()
+  while [[ $# -gt 0 && $1 == -* ]]; do
+    opts+=("$1")
+    shift
+  done
+  local cmd="apt-get install -y ${opts[*]:+${opts[*]} }$*"
   if [[ $(id -u) -ne 0 ]]; then
-    die "$* is not installed and installing it needs root: sudo apt-get install -y $*"
+    die "$* is not installed and installing it needs root: sudo $cmd"
   fi
   command -v apt-get >/dev/null || die "$* is not installed and apt-get is not available"
   local policy=/usr/sbin/policy-rc.d added_policy=0
@@ -65,8 +72,8 @@ apt_install() {
       DEBIAN_FRONTEND=noninteractive apt-get update -qq
       _apt_updated=1
     fi
-    log "==> apt-get install -y $*"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+    log "==> $cmd"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${opts[@]}" "$@" >/dev/null
   } || rc=$?
   if [[ $added_policy -eq 1 ]]; then rm -f "$policy"; fi
   return "$rc"
@@ -123,6 +130,22 @@ ensure_postgres() {
   fi
   PG_BIN=$dir
   export PG_BIN
+}
+
+# promtool (from Debian's prometheus package) checks the Prometheus config, the alert and
+# recording rules and each process's /metrics in the test command. Only the tool is wanted: the
+# package's Prometheus server is kept from starting and from starting at boot, and the node
+# exporter it recommends is left out.
+ensure_promtool() {
+  if command -v promtool >/dev/null; then
+    return 0
+  fi
+  apt_install --no-install-recommends prometheus
+  if command -v systemctl >/dev/null; then
+    systemctl disable prometheus.service >/dev/null 2>&1 || true
+    if [[ -d /run/systemd/system ]]; then systemctl stop prometheus.service >/dev/null 2>&1 || true; fi
+  fi
+  command -v promtool >/dev/null || die "promtool is still not on PATH after installing prometheus"
 }
 
 # Installs node modules when they are missing or the lockfile changed since the last install
