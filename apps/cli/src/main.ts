@@ -9,6 +9,7 @@ import { toError } from '@memfleet/errors/to-error';
 import { createDrainQueue } from '@memfleet/jobs/thread-drain';
 import { createEraseQueue, requestErase } from '@memfleet/jobs/user-erase';
 import { createOutbox } from '@memfleet/outbox/outbox';
+import { registerBackfillCommand } from './backfill-command.ts';
 import { createDeadLetterTools, type DeadLetterSelection } from './dead-letters.ts';
 
 const envSchema = z.object({
@@ -225,6 +226,8 @@ program
       console.log(`erasure of ${userId} (${opts.tenant}) queued`);
     });
   });
+
+registerBackfillCommand(program);
 
 function positiveInt(raw: string, name: string): number {
   const n = Number(raw);
