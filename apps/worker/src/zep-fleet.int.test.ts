@@ -8,25 +8,7 @@ import { httpRequestJson } from '@memfleet/testing/http-request';
 import { waitForValue } from '@memfleet/testing/wait-for';
 import { startAppProcess } from '@memfleet/testing/app-process';
 import { Fleet, KEY, waitFor } from './fleet-harness.ts';
-
-const ZEP_KEY = 'zep-fleet-key';
-
-/** A fleet writing to Zep, with fast timings so faults play out in seconds. */
-const zepEnv = (emu: ZepEmulator, extra: Record<string, string> = {}): Record<string, string> => ({
-  MEMORY_BACKEND: 'zep',
-  ZEP_API_URL: emu.url,
-  ZEP_API_KEY: ZEP_KEY,
-  WORKER_CONCURRENCY: '8',
-  WORKER_LOCK_DURATION_MS: '3000',
-  WORKER_STALLED_INTERVAL_MS: '1000',
-  WORKER_BACKEND_TIMEOUT_MS: '1000',
-  WORKER_BACKOFF_BASE_MS: '100',
-  WORKER_BACKOFF_MAX_MS: '1000',
-  WORKER_SWEEP_INTERVAL_MS: '1000',
-  WORKER_BREAKER_COOLDOWN_MS: '1000',
-  WORKER_AUTH_RETRY_MS: '1000',
-  ...extra,
-});
+import { ZEP_KEY, zepEnv } from './zep-fleet-env.ts';
 
 const zepThread = (threadId: string) => `acme:${threadId}`;
 
