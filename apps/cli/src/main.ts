@@ -11,6 +11,7 @@ import { createEraseQueue, requestErase } from '@memfleet/jobs/user-erase';
 import { createOutbox } from '@memfleet/outbox/outbox';
 import { registerBackfillCommand } from './backfill-command.ts';
 import { createDeadLetterTools, type DeadLetterSelection } from './dead-letters.ts';
+import { registerMigrateCommand } from './migrate-command.ts';
 
 const envSchema = z.object({
   REDIS_URL: z.url({ protocol: /^rediss?$/ }),
@@ -228,6 +229,7 @@ program
   });
 
 registerBackfillCommand(program);
+registerMigrateCommand(program);
 
 function positiveInt(raw: string, name: string): number {
   const n = Number(raw);
