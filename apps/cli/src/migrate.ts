@@ -80,10 +80,7 @@ const MEMORIES_PAGE = 200;
  * entities of type `user`), then each user's memories (`getAll` with `filters: { user_id }`,
  * paged). The digest covers the records as read, so a changed source starts a new cursor.
  */
-export async function readFromMem0(
-  client: Mem0Reader,
-  onUser: (done: number) => void = () => undefined,
-): Promise<MigrationSource> {
+export async function readFromMem0(client: Mem0Reader): Promise<MigrationSource> {
   const users: string[] = [];
   for (let page = 1; ; page++) {
     const res = await client.users({ page, pageSize: USERS_PAGE });
@@ -103,7 +100,6 @@ export async function readFromMem0(
       records.push(...res.results);
       if (!hasNext(res)) break;
     }
-    onUser(records.length);
   }
   return { records, sha256: sha256(JSON.stringify(records)) };
 }
