@@ -10,6 +10,8 @@ import { createDrainQueue } from '@memfleet/jobs/thread-drain';
 import { createEraseQueue, requestErase } from '@memfleet/jobs/user-erase';
 import { createOutbox } from '@memfleet/outbox/outbox';
 import { registerBackfillCommand } from './backfill-command.ts';
+import { registerDoctorCommand } from './doctor-command.ts';
+import { registerFlagsCommand } from './flags-command.ts';
 import { createDeadLetterTools, type DeadLetterSelection } from './dead-letters.ts';
 import { registerMigrateCommand } from './migrate-command.ts';
 
@@ -229,6 +231,8 @@ program
   });
 
 registerBackfillCommand(program);
+registerFlagsCommand(program);
+registerDoctorCommand(program);
 registerMigrateCommand(program);
 
 function positiveInt(raw: string, name: string): number {
