@@ -35,14 +35,18 @@ function promtool(args: string[], input = ''): Promise<{ code: number | null; ou
 describe('promtool check metrics: the /metrics of the API, the reader and a worker', function () {
   this.timeout(180_000);
   const fleet = new Fleet();
+  let starting = false;
 
   before(async () => {
     const version = await promtool(['--version']);
     expect(version.code, version.output).to.equal(0);
+    starting = true;
     await fleet.start({}, 1);
     await fleet.addReader();
   });
-  after(() => fleet.stop());
+  after(async () => {
+    if (starting) await fleet.stop();
+  });
 
   before('traffic through every process', async () => {
     for (let t = 0; t < 3; t++) {
