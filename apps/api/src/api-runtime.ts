@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import { Redis } from 'ioredis';
+import { createRedisClient } from '@memfleet/redis/connect-redis';
 import pg from 'pg';
 import type { Config } from '@memfleet/config/load-config';
 import { createLedger } from '@memfleet/db/ledger';
@@ -32,8 +32,8 @@ export interface ApiRuntime {
  */
 export async function startApi(config: Config, logger: Logger): Promise<ApiRuntime> {
   // Fail fast instead of queueing commands while Redis is away: the client gets a 503 and resends.
-  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 1 });
-  redis.on('error', (err) => logger.warn('redis error', { err }));
+  const redis = createRedisClient(config.redis, { maxRetriesPerRequest: 1 });
+  redis.on('error', (err: unknown) => logger.warn('redis error', { err }));
   const pool = new pg.Pool({
     connectionString: config.databaseUrl,
     max: 10,

@@ -4,7 +4,9 @@ import { resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import Table from 'cli-table3';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { Redis } from 'ioredis';
+import { connectCliRedis, type RedisClient } from '@memfleet/redis/connect-redis';
+import { checkRedisLocation, redisEnvFields } from '@memfleet/redis/redis-env';
+import { parseRedisTarget } from '@memfleet/redis/redis-target';
 import pg from 'pg';
 import { z } from 'zod';
 import { createLedger } from '@memfleet/db/ledger';
@@ -27,22 +29,20 @@ import { BackfillUsageError, createBackfill, type BackfillReport } from './backf
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
 // What the command needs of the fleet's environment, spelled and defaulted as packages/config does.
-const envSchema = z.object({
-  REDIS_URL: z.url({ protocol: /^rediss?$/ }),
-  REDIS_KEY_PREFIX: z
-    .string()
-    .regex(/^\{[A-Za-z0-9_-]{1,32}\}$/, 'must be a Redis Cluster hash tag such as {memfleet}')
-    .default('{memfleet}'),
-  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }),
-  REDACTION_DEFAULT_COUNTRY: z
-    .string()
-    .regex(/^[A-Z]{2}$/)
-    .default('US'),
-  MESSAGE_CONTENT_MAX_CHARS: int(1, 1_000_000).default(32_000),
-  DEDUPE_WINDOW_S: int(60, 10 * 365 * 86_400).default(30 * 86_400),
-  READ_FALLBACK_MESSAGES: int(0, 100).default(4),
-  WORKER_MAX_ATTEMPTS: int(1, 100).default(10),
-});
+const envSchema = z
+  .object({
+    ...redisEnvFields,
+    DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }),
+    REDACTION_DEFAULT_COUNTRY: z
+      .string()
+      .regex(/^[A-Z]{2}$/)
+      .default('US'),
+    MESSAGE_CONTENT_MAX_CHARS: int(1, 1_000_000).default(32_000),
+    DEDUPE_WINDOW_S: int(60, 10 * 365 * 86_400).default(30 * 86_400),
+    READ_FALLBACK_MESSAGES: int(0, 100).default(4),
+    WORKER_MAX_ATTEMPTS: int(1, 100).default(10),
+  })
+  .superRefine(checkRedisLocation);
 type Env = z.infer<typeof envSchema>;
 
 /** Problems (bad lines, refused messages) printed one by one; the rest are only counted. */
@@ -286,24 +286,12 @@ function printReport(report: BackfillReport, flags: BackfillFlags): void {
 async function withConnections<T>(
   env: Env,
   work: (conn: {
-    redis: Redis;
+    redis: RedisClient;
     pool: pg.Pool;
     queue: ReturnType<typeof createDrainQueue>;
   }) => Promise<T>,
 ): Promise<T> {
-  const redis = new Redis(env.REDIS_URL, {
-    maxRetriesPerRequest: 1,
-    lazyConnect: true,
-    retryStrategy: () => null,
-    enableOfflineQueue: false,
-  });
-  redis.on('error', () => undefined);
-  try {
-    await redis.connect();
-  } catch (err: unknown) {
-    redis.disconnect();
-    throw new Error(`cannot reach Redis at REDIS_URL: ${toError(err).message}`);
-  }
+  const redis = await connectCliRedis(parseRedisTarget(env.REDIS_URL, env.REDIS_CLUSTER_NODES));
   const pool = new pg.Pool({
     connectionString: env.DATABASE_URL,
     max: 2,

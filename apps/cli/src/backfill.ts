@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@memfleet/redis/connect-redis';
 import type { Ledger, LedgerPosition, LedgerRecord } from '@memfleet/db/ledger';
 import { HttpError } from '@memfleet/http/http-error';
 import type { AcceptMessages } from '@memfleet/intake/accept-messages';
@@ -82,7 +82,7 @@ export class BackfillUsageError extends Error {}
 
 /** Dependencies of {@link createBackfill}. */
 export interface BackfillDeps {
-  redis: Redis;
+  redis: RedisClient;
   prefix: string;
   outbox: Outbox;
   ledger: Ledger;
@@ -521,7 +521,7 @@ function lines(path: string): AsyncIterable<string> {
   return createInterface({ input: createReadStream(path, 'utf8'), crlfDelay: Infinity });
 }
 
-async function loadCursor(redis: Redis, key: string): Promise<Cursor | undefined> {
+async function loadCursor(redis: RedisClient, key: string): Promise<Cursor | undefined> {
   const raw = await redis.get(key);
   if (raw === null) return undefined;
   try {

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { connectCliRedis, type RedisClient } from '@memfleet/redis/connect-redis';
+import type { RedisTarget } from '@memfleet/redis/redis-target';
 import pg from 'pg';
 import { ConfigError, loadConfig, type Config } from '@memfleet/config/load-config';
 import { pendingMigrations } from '@memfleet/db/migrate';
@@ -54,28 +55,20 @@ function backendFix(config: Config, err: unknown): string {
   return `the backend is unreachable or failing: check ${url} and its status`;
 }
 
-async function redisChecks(url: string): Promise<Check[]> {
+async function redisChecks(target: RedisTarget): Promise<Check[]> {
   const checks: Check[] = [];
-  const redis = new Redis(url, {
-    lazyConnect: true,
-    maxRetriesPerRequest: 1,
-    retryStrategy: () => null,
-    enableOfflineQueue: false,
-    connectTimeout: 5000,
-  });
-  redis.on('error', () => undefined);
+  let redis: RedisClient;
   try {
-    await redis.connect();
+    redis = await connectCliRedis(target);
     await redis.ping();
     checks.push({ name: 'redis: reachable', ok: true, detail: 'PING answered' });
   } catch (err: unknown) {
-    redis.disconnect();
     return [
       {
         name: 'redis: reachable',
         ok: false,
         detail: toError(err).message,
-        fix: 'start Redis or correct REDIS_URL',
+        fix: 'start Redis or correct REDIS_URL / REDIS_CLUSTER_NODES',
       },
     ];
   }
@@ -277,7 +270,7 @@ export async function runDoctor(env: NodeJS.ProcessEnv): Promise<Check[]> {
     { name: 'config', ok: true, detail: `MEMORY_BACKEND=${config.memoryBackend}` },
   ];
   const [redis, postgres] = await Promise.all([
-    redisChecks(config.redisUrl),
+    redisChecks(config.redis),
     postgresChecks(config.databaseUrl),
   ]);
   checks.push(...redis, ...postgres);

@@ -1,27 +1,19 @@
-// `pnpm memfleet …`: the operator's tools, one entry point. Run with the fleet's REDIS_URL and
-// REDIS_KEY_PREFIX. Exit codes: 0 done, 1 the work failed (or was incomplete), 2 bad usage.
+// `pnpm memfleet …`: the operator's tools, one entry point. Run with the fleet's REDIS_URL (or
+// REDIS_CLUSTER_NODES) and REDIS_KEY_PREFIX. Exit codes: 0 done, 1 the work failed (or was incomplete), 2 bad usage.
 import cliProgress from 'cli-progress';
 import Table from 'cli-table3';
 import { Command, CommanderError, Option } from 'commander';
-import { Redis } from 'ioredis';
-import { z } from 'zod';
 import { toError } from '@memfleet/errors/to-error';
 import { createDrainQueue } from '@memfleet/jobs/thread-drain';
 import { createEraseQueue, requestErase } from '@memfleet/jobs/user-erase';
 import { createOutbox } from '@memfleet/outbox/outbox';
+import { connectCliRedis, type RedisClient } from '@memfleet/redis/connect-redis';
+import { readRedisEnv, RedisEnvError } from '@memfleet/redis/redis-env';
 import { registerBackfillCommand } from './backfill-command.ts';
 import { registerDoctorCommand } from './doctor-command.ts';
 import { registerFlagsCommand } from './flags-command.ts';
 import { createDeadLetterTools, type DeadLetterSelection } from './dead-letters.ts';
 import { registerMigrateCommand } from './migrate-command.ts';
-
-const envSchema = z.object({
-  REDIS_URL: z.url({ protocol: /^rediss?$/ }),
-  REDIS_KEY_PREFIX: z
-    .string()
-    .regex(/^\{[A-Za-z0-9_-]{1,32}\}$/, 'must be a Redis Cluster hash tag such as {memfleet}')
-    .default('{memfleet}'),
-});
 
 class UsageError extends Error {}
 
@@ -29,33 +21,18 @@ class UsageError extends Error {}
 async function withFleet<T>(
   work: (fleet: {
     tools: ReturnType<typeof createDeadLetterTools>;
-    redis: Redis;
+    redis: RedisClient;
     prefix: string;
   }) => Promise<T>,
 ): Promise<T> {
-  const parsed = envSchema.safeParse(
-    Object.fromEntries(Object.entries(process.env).filter(([, v]) => v !== undefined && v !== '')),
-  );
-  if (!parsed.success) {
-    throw new UsageError(
-      parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('\n'),
-    );
-  }
-  const { REDIS_URL: url, REDIS_KEY_PREFIX: prefix } = parsed.data;
-  // A command line tool fails fast: no reconnecting, no queueing while Redis is away.
-  const redis = new Redis(url, {
-    maxRetriesPerRequest: 1,
-    lazyConnect: true,
-    retryStrategy: () => null,
-    enableOfflineQueue: false,
-  });
-  redis.on('error', () => undefined);
+  let env: ReturnType<typeof readRedisEnv>;
   try {
-    await redis.connect();
+    env = readRedisEnv(process.env);
   } catch (err: unknown) {
-    redis.disconnect();
-    throw new Error(`cannot reach Redis at REDIS_URL: ${toError(err).message}`);
+    throw err instanceof RedisEnvError ? new UsageError(err.message) : err;
   }
+  const { prefix } = env;
+  const redis = await connectCliRedis(env.target);
   const queue = createDrainQueue({ connection: redis, prefix, maxMessageAttempts: 10 });
   try {
     const outbox = createOutbox(redis, { prefix });

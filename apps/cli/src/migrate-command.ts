@@ -4,7 +4,9 @@ import { ZepClient } from '@getzep/zep-cloud';
 import cliProgress from 'cli-progress';
 import Table from 'cli-table3';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { Redis } from 'ioredis';
+import { connectCliRedis, type RedisClient } from '@memfleet/redis/connect-redis';
+import { checkRedisLocation, redisEnvFields } from '@memfleet/redis/redis-env';
+import { parseRedisTarget } from '@memfleet/redis/redis-target';
 import { z } from 'zod';
 import { TENANT_RE, ZEP_CLOUD_URL } from '@memfleet/config/load-config';
 import { toError } from '@memfleet/errors/to-error';
@@ -40,25 +42,23 @@ const MAX_ROWS = 50;
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
 // The fleet's own settings (same names and defaults as packages/config), and the two services.
-const envSchema = z.object({
-  REDIS_URL: z.url({ protocol: /^rediss?$/ }),
-  REDIS_KEY_PREFIX: z
-    .string()
-    .regex(/^\{[A-Za-z0-9_-]{1,32}\}$/, 'must be a Redis Cluster hash tag such as {memfleet}')
-    .default('{memfleet}'),
-  MESSAGE_CONTENT_MAX_CHARS: int(1, 1_000_000).default(32_000),
-  REDACTION_DEFAULT_COUNTRY: z
-    .string()
-    .regex(/^[A-Z]{2}$/, 'must be a two-letter region code such as US')
-    .default('US'),
-  DEDUPE_WINDOW_S: int(60, 10 * 365 * 86_400).default(30 * 86_400),
-  READ_FALLBACK_MESSAGES: int(0, 100).default(4),
-  WORKER_MAX_ATTEMPTS: int(1, 100).default(10),
-  MEM0_API_KEY: z.string().min(1).optional(),
-  MEM0_API_URL: z.url({ protocol: /^https?$/ }).default(MEM0_PLATFORM_URL),
-  ZEP_API_KEY: z.string().min(1).optional(),
-  ZEP_API_URL: z.url({ protocol: /^https?$/ }).default(ZEP_CLOUD_URL),
-});
+const envSchema = z
+  .object({
+    ...redisEnvFields,
+    MESSAGE_CONTENT_MAX_CHARS: int(1, 1_000_000).default(32_000),
+    REDACTION_DEFAULT_COUNTRY: z
+      .string()
+      .regex(/^[A-Z]{2}$/, 'must be a two-letter region code such as US')
+      .default('US'),
+    DEDUPE_WINDOW_S: int(60, 10 * 365 * 86_400).default(30 * 86_400),
+    READ_FALLBACK_MESSAGES: int(0, 100).default(4),
+    WORKER_MAX_ATTEMPTS: int(1, 100).default(10),
+    MEM0_API_KEY: z.string().min(1).optional(),
+    MEM0_API_URL: z.url({ protocol: /^https?$/ }).default(MEM0_PLATFORM_URL),
+    ZEP_API_KEY: z.string().min(1).optional(),
+    ZEP_API_URL: z.url({ protocol: /^https?$/ }).default(ZEP_CLOUD_URL),
+  })
+  .superRefine(checkRedisLocation);
 type MigrateEnv = z.infer<typeof envSchema>;
 
 interface MigrateOptions {
@@ -220,24 +220,6 @@ function capped<T>(items: readonly T[], row: (item: T) => (string | number)[], w
   return rows;
 }
 
-/** Opens Redis for a command line tool: fail fast, no reconnecting, no queueing while away. */
-async function connectRedis(url: string): Promise<Redis> {
-  const redis = new Redis(url, {
-    maxRetriesPerRequest: 1,
-    lazyConnect: true,
-    retryStrategy: () => null,
-    enableOfflineQueue: false,
-  });
-  redis.on('error', () => undefined);
-  try {
-    await redis.connect();
-  } catch (err: unknown) {
-    redis.disconnect();
-    throw new Error(`cannot reach Redis at REDIS_URL: ${toError(err).message}`);
-  }
-  return redis;
-}
-
 /** Messages a list of planned threads sends, export duplicates included. */
 const messagesIn = (threads: readonly PlannedThread[]): number =>
   threads.reduce((n, t) => n + t.messages.length, 0);
@@ -263,7 +245,7 @@ async function migrateMem0ToZep(opts: MigrateOptions, env: MigrateEnv): Promise<
     ['duplicates in the export', plan.duplicates],
     ['rejected', plan.rejected.length],
   ];
-  const redis = await connectRedis(env.REDIS_URL);
+  const redis = await connectCliRedis(parseRedisTarget(env.REDIS_URL, env.REDIS_CLUSTER_NODES));
   const cursor = cursorKey(env.REDIS_KEY_PREFIX, opts.tenant, source.sha256);
   try {
     if (opts.dryRun === true) {
@@ -315,7 +297,7 @@ async function migrateMem0ToZep(opts: MigrateOptions, env: MigrateEnv): Promise<
 }
 
 interface SendDeps {
-  redis: Redis;
+  redis: RedisClient;
   outbox: Outbox;
   env: MigrateEnv;
   tenant: string;

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ZepError, type Zep, type ZepClient } from '@getzep/zep-cloud';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@memfleet/redis/connect-redis';
 import { toError } from '@memfleet/errors/to-error';
 import { HttpError } from '@memfleet/http/http-error';
 import type { AcceptMessages } from '@memfleet/intake/accept-messages';
@@ -116,7 +116,7 @@ export function cursorKey(prefix: string, tenant: string, sourceSha256: string):
 }
 
 /** The threads a previous run of this source finished. */
-export async function finishedThreads(redis: Redis, key: string): Promise<Set<string>> {
+export async function finishedThreads(redis: RedisClient, key: string): Promise<Set<string>> {
   return new Set(await redis.smembers(key));
 }
 
@@ -142,7 +142,7 @@ export interface RunResult {
 
 /** Dependencies of {@link runMigration}. */
 export interface RunDeps {
-  redis: Redis;
+  redis: RedisClient;
   accept: AcceptMessages;
   tenant: string;
   /** The resume cursor ({@link cursorKey}). */

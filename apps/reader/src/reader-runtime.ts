@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import { Redis } from 'ioredis';
+import { createRedisClient } from '@memfleet/redis/connect-redis';
 import pg from 'pg';
 import type { Config } from '@memfleet/config/load-config';
 import { startFlags } from '@memfleet/flags/start-flags';
@@ -26,7 +26,7 @@ export interface ReaderRuntime {
 export async function startReader(config: Config, logger: Logger): Promise<ReaderRuntime> {
   const budgetMs = config.readBudgetMs;
   // Every Redis call of a read must fit its budget: no offline queue, a per-command timeout.
-  const redis = new Redis(config.redisUrl, {
+  const redis = createRedisClient(config.redis, {
     maxRetriesPerRequest: 1,
     enableOfflineQueue: false,
     commandTimeout: Math.max(20, Math.floor(budgetMs / 2)),
@@ -34,7 +34,7 @@ export async function startReader(config: Config, logger: Logger): Promise<Reade
     enableAutoPipelining: true,
     lazyConnect: true,
   });
-  redis.on('error', (err) => logger.warn('redis error', { err }));
+  redis.on('error', (err: unknown) => logger.warn('redis error', { err }));
   await redis.connect();
   // Only the postgres backend uses it; the pool connects on first query.
   const pool = new pg.Pool({

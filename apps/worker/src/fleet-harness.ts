@@ -1,7 +1,9 @@
 import { expect } from 'chai';
-import { Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
 import pg from 'pg';
 import { migrate } from '@memfleet/db/migrate';
+import { createRedisClient, type RedisClient } from '@memfleet/redis/connect-redis';
+import { parseRedisTarget } from '@memfleet/redis/redis-target';
 import { startAppProcess, type AppProcess } from '@memfleet/testing/app-process';
 import { createTestDatabase, testRedisUrl, uniquePrefix } from '@memfleet/testing/fixtures';
 import { httpRequestJson } from '@memfleet/testing/http-request';
@@ -28,7 +30,7 @@ export class Fleet {
   reader: AppProcess | undefined;
   readerUrl = '';
   pg!: pg.Client;
-  redis!: Redis;
+  redis!: RedisClient;
   db!: { url: string; drop(): Promise<void> };
   prefix = uniquePrefix();
   env: Record<string, string> = {};
@@ -51,7 +53,7 @@ export class Fleet {
     this.apiUrl = (JSON.parse(listening) as { url: string }).url;
     this.pg = new pg.Client({ connectionString: this.db.url });
     await this.pg.connect();
-    this.redis = new Redis(this.env.REDIS_URL ?? '');
+    this.redis = createRedisClient(parseRedisTarget(this.env.REDIS_URL));
     for (let i = 0; i < workers; i++) await this.addWorker(`worker-${i}`);
   }
 
@@ -201,30 +203,39 @@ export class Fleet {
   /** Every key matching `match` and everything stored under it, as one text to search. */
   async redisText(match = '*'): Promise<string> {
     const dump: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, keys] = await this.redis.scan(cursor, 'MATCH', match, 'COUNT', 1000);
-      cursor = next;
-      for (const key of keys) {
-        dump.push(key);
-        const type = await this.redis.type(key);
-        if (type === 'string') dump.push((await this.redis.get(key)) ?? '');
-        if (type === 'hash') dump.push(JSON.stringify(await this.redis.hgetall(key)));
-        if (type === 'list') dump.push(...(await this.redis.lrange(key, 0, -1)));
-        if (type === 'set') dump.push(...(await this.redis.smembers(key)));
-        if (type === 'zset') dump.push(...(await this.redis.zrange(key, 0, -1)));
-        if (type === 'stream') dump.push(JSON.stringify(await this.redis.xrange(key, '-', '+')));
-      }
-    } while (cursor !== '0');
+    for (const node of this.redisNodes()) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', match, 'COUNT', 1000);
+        cursor = next;
+        for (const key of keys) {
+          dump.push(key);
+          const type = await this.redis.type(key);
+          if (type === 'string') dump.push((await this.redis.get(key)) ?? '');
+          if (type === 'hash') dump.push(JSON.stringify(await this.redis.hgetall(key)));
+          if (type === 'list') dump.push(...(await this.redis.lrange(key, 0, -1)));
+          if (type === 'set') dump.push(...(await this.redis.smembers(key)));
+          if (type === 'zset') dump.push(...(await this.redis.zrange(key, 0, -1)));
+          if (type === 'stream') dump.push(JSON.stringify(await this.redis.xrange(key, '-', '+')));
+        }
+      } while (cursor !== '0');
+    }
     return dump.join('\n');
+  }
+
+  /** The servers holding keys: the one Redis, or each master of a cluster. */
+  redisNodes() {
+    return this.redis instanceof Cluster ? this.redis.nodes('master') : [this.redis];
   }
 
   async stop(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.stop(15_000)));
     await this.reader?.stop(15_000);
     await this.api.stop(15_000);
-    const keys = await this.redis.keys(`${this.prefix}*`);
-    if (keys.length > 0) await this.redis.del(...keys);
+    for (const node of this.redisNodes()) {
+      const keys = await node.keys(`${this.prefix}*`);
+      if (keys.length > 0) await node.del(...keys);
+    }
     await this.redis.quit();
     await this.pg.end();
     await this.db.drop();

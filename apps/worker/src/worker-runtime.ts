@@ -1,5 +1,5 @@
 import { UnrecoverableError, Worker } from 'bullmq';
-import { Redis } from 'ioredis';
+import { createRedisClient } from '@memfleet/redis/connect-redis';
 import pg from 'pg';
 import type { Config } from '@memfleet/config/load-config';
 import { createLedger } from '@memfleet/db/ledger';
@@ -44,8 +44,8 @@ export interface WorkerRuntime {
 export async function startWorker(config: Config, logger: Logger): Promise<WorkerRuntime> {
   const w = config.worker;
   // Workers block on Redis; BullMQ requires maxRetriesPerRequest: null on their connection.
-  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
-  redis.on('error', (err) => logger.warn('redis error', { err }));
+  const redis = createRedisClient(config.redis, { maxRetriesPerRequest: null });
+  redis.on('error', (err: unknown) => logger.warn('redis error', { err }));
   const pool = new pg.Pool({
     connectionString: config.databaseUrl,
     max: Math.min(50, w.concurrency + 4),

@@ -1,3 +1,5 @@
+import { keyPrefixSchema } from '@memfleet/redis/redis-env';
+import { parseRedisTarget, type RedisTarget } from '@memfleet/redis/redis-target';
 import { z } from 'zod';
 
 /** What a tenant name of `MEMFLEET_API_KEYS` looks like. */
@@ -26,11 +28,9 @@ export const MEMORY_MODES = modeSchema.options;
 const schema = z.object({
   NODE_ENV: z.string().default('development'),
   LOG_LEVEL: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']).default('info'),
-  REDIS_URL: z.url({ protocol: /^rediss?$/ }),
-  REDIS_KEY_PREFIX: z
-    .string()
-    .regex(/^\{[A-Za-z0-9_-]{1,32}\}$/, 'must be a Redis Cluster hash tag such as {memfleet}')
-    .default('{memfleet}'),
+  REDIS_URL: z.string().optional(),
+  REDIS_CLUSTER_NODES: z.string().optional(),
+  REDIS_KEY_PREFIX: keyPrefixSchema,
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }),
   MEMORY_BACKEND: backendSchema.default('postgres'),
   MEMORY_MODE: modeSchema.optional(),
@@ -98,7 +98,8 @@ export type MemoryMode = z.infer<typeof modeSchema>;
 export interface Config {
   nodeEnv: string;
   logLevel: string;
-  redisUrl: string;
+  /** Where Redis is: one server, or a Redis Cluster (`REDIS_URL`, `REDIS_CLUSTER_NODES`). */
+  redis: RedisTarget;
   redisKeyPrefix: string;
   databaseUrl: string;
   memoryBackend: MemoryBackendName;
@@ -235,13 +236,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   );
   const parsed = schema.safeParse(cleaned);
   if (!parsed.success) {
-    throw new ConfigError(
-      parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`),
-    );
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`);
+    // The Redis location spans two variables, so it is checked beside the schema.
+    try {
+      parseRedisTarget(cleaned.REDIS_URL, cleaned.REDIS_CLUSTER_NODES);
+    } catch (err: unknown) {
+      issues.unshift(err instanceof Error ? err.message : String(err));
+    }
+    throw new ConfigError(issues);
   }
   const e = parsed.data;
   const issues: string[] = [];
   const apiKeys = parseApiKeys(e.MEMFLEET_API_KEYS, issues);
+  let redis: RedisTarget = { kind: 'single', url: 'redis://127.0.0.1:6379' };
+  try {
+    redis = parseRedisTarget(e.REDIS_URL, e.REDIS_CLUSTER_NODES);
+  } catch (err: unknown) {
+    issues.push(err instanceof Error ? err.message : String(err));
+  }
   if (apiKeys.some((k) => k.key === e.MEMFLEET_ADMIN_KEY)) {
     issues.push('MEMFLEET_ADMIN_KEY: must differ from every tenant key');
   }
@@ -281,7 +293,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     nodeEnv: e.NODE_ENV,
     logLevel: e.LOG_LEVEL,
-    redisUrl: e.REDIS_URL,
+    redis,
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
     databaseUrl: e.DATABASE_URL,
     memoryBackend: e.MEMORY_BACKEND,

@@ -123,6 +123,6 @@ describe('pnpm flags (the CLI, as a child process)', () => {
       REDIS_URL: `redis://127.0.0.1:${await freePort()}`,
     });
     expect(code).to.equal(1);
-    expect(out).to.match(/^flags: Redis: /);
+    expect(out).to.match(/^flags: cannot reach Redis \(redis:\/\/127\.0\.0\.1:\d+\/?\): /);
   });
 });

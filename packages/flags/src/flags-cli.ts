@@ -1,8 +1,10 @@
 import { pathToFileURL } from 'node:url';
-import { Redis } from 'ioredis';
 import { z } from 'zod';
 import { MEMORY_MODES, TENANT_RE, type MemoryMode } from '@memfleet/config/load-config';
 import { toError } from '@memfleet/errors/to-error';
+import { connectCliRedis, type RedisClient } from '@memfleet/redis/connect-redis';
+import { checkRedisLocation, redisEnvFields } from '@memfleet/redis/redis-env';
+import { parseRedisTarget } from '@memfleet/redis/redis-target';
 import { createFlags, type FlagPatch } from './flags.ts';
 import { toFlagsView } from './flags-view.ts';
 
@@ -95,17 +97,15 @@ function parseArgs(argv: readonly string[]): FlagPatch {
   }
 }
 
-const envSchema = z.object({
-  REDIS_URL: z.url({ protocol: /^rediss?$/ }),
-  REDIS_KEY_PREFIX: z
-    .string()
-    .regex(/^\{[A-Za-z0-9_-]{1,32}\}$/, 'must be a Redis Cluster hash tag such as {memfleet}')
-    .default('{memfleet}'),
-  MEMORY_MODE: z.enum(MEMORY_MODES).optional(),
-  FLAG_ZEP_WRITE: z.enum(['true', 'false', '1', '0']).optional(),
-  FLAG_ZEP_READ: z.enum(['true', 'false', '1', '0']).optional(),
-  READ_CANARY_PERCENT: z.coerce.number().int().min(0).max(100).default(100),
-});
+const envSchema = z
+  .object({
+    ...redisEnvFields,
+    MEMORY_MODE: z.enum(MEMORY_MODES).optional(),
+    FLAG_ZEP_WRITE: z.enum(['true', 'false', '1', '0']).optional(),
+    FLAG_ZEP_READ: z.enum(['true', 'false', '1', '0']).optional(),
+    READ_CANARY_PERCENT: z.coerce.number().int().min(0).max(100).default(100),
+  })
+  .superRefine(checkRedisLocation);
 
 /** The env default the fleet runs with, as far as this shell's environment tells. */
 function defaultMode(e: z.infer<typeof envSchema>): MemoryMode {
@@ -146,17 +146,15 @@ export async function runFlagsCli(
     return 2;
   }
 
-  const redis = new Redis(env.data.REDIS_URL, {
-    maxRetriesPerRequest: 1,
-    connectTimeout: 5000,
-    // A CLI gives up instead of waiting for Redis to come back.
-    retryStrategy: (times) => (times > 2 ? null : 200),
-  });
-  // The connection's own error says more than the command's "max retries" does.
-  let connectionError: Error | undefined;
-  redis.on('error', (err: Error) => {
-    connectionError = err;
-  });
+  let redis: RedisClient;
+  try {
+    redis = await connectCliRedis(
+      parseRedisTarget(env.data.REDIS_URL, env.data.REDIS_CLUSTER_NODES),
+    );
+  } catch (err: unknown) {
+    console.error(`flags: ${toError(err).message}`);
+    return 1;
+  }
   const flags = createFlags(redis, {
     prefix: env.data.REDIS_KEY_PREFIX,
     defaults: { mode: defaultMode(env.data), canaryPercent: env.data.READ_CANARY_PERCENT },
@@ -172,7 +170,7 @@ export async function runFlagsCli(
     await redis.quit();
     return 0;
   } catch (err: unknown) {
-    console.error(`flags: Redis: ${(connectionError ?? toError(err)).message}`);
+    console.error(`flags: Redis: ${toError(err).message}`);
     redis.disconnect();
     return 1;
   }

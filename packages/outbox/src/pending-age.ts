@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { ScriptClient } from './redis-script.ts';
 import { outboxKeys, parsePendingMember } from './outbox-keys.ts';
 
 /**
@@ -7,7 +7,7 @@ import { outboxKeys, parsePendingMember } from './outbox-keys.ts';
  * least recently (two pipelined round trips), which bounds the cost of a metrics scrape.
  */
 export async function oldestPendingAcceptedAt(
-  redis: Redis,
+  redis: ScriptClient,
   prefix: string,
   limit = 1000,
 ): Promise<number | undefined> {
