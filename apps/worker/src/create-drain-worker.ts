@@ -21,7 +21,7 @@ export interface DrainWorkerOptions {
   connection: ConnectionOptions;
   prefix: string;
   queue: DrainQueue;
-  drainThread: (tenant: string, threadId: string) => Promise<DrainResult>;
+  drainThread: (tenant: string, threadId: string, jobId?: string) => Promise<DrainResult>;
   concurrency: number;
   lockDurationMs: number;
   stalledIntervalMs: number;
@@ -46,7 +46,7 @@ export function createDrainWorker(
         throw new UnrecoverableError(`invalid thread.drain payload: ${payload.error.message}`);
       }
       const { tenant, threadId } = payload.data;
-      const result = await options.drainThread(tenant, threadId);
+      const result = await options.drainThread(tenant, threadId, job.id);
       if (result.outcome === 'locked' || result.outcome === 'mode_off') {
         // Waits without using an attempt: for the thread's lock, or for writes to be on again.
         await job.moveToDelayed(Date.now() + Math.max(50, result.retryInMs), token);

@@ -201,7 +201,12 @@ export function createThreadDrainer(deps: DrainDeps) {
     return { outcome: 'mode_off', retryInMs: settings.modeOffRetryMs };
   };
 
-  return async function drainThread(tenant: string, threadId: string): Promise<DrainResult> {
+  return async function drainThread(
+    tenant: string,
+    threadId: string,
+    jobId?: string,
+  ): Promise<DrainResult> {
+    const job = jobId === undefined ? {} : { jobId };
     // Mode off: the messages stay queued in the outbox, untouched, until writes are back on.
     const off = writesOff(tenant, threadId);
     if (off !== undefined) return off;
@@ -336,6 +341,7 @@ export function createThreadDrainer(deps: DrainDeps) {
               );
               metrics.batchSize.observe({ backend: b }, toSend.length);
               logger.info('batch written', {
+                ...job,
                 thread: threadId,
                 tenant,
                 backend: b,
@@ -358,6 +364,7 @@ export function createThreadDrainer(deps: DrainDeps) {
               metrics.drainsPaused.inc({ backend: b, reason: err.reason });
               metrics.writesSkipped.inc({ backend: b, reason: err.reason }, ids.length);
               logger.info('batch held', {
+                ...job,
                 thread: threadId,
                 tenant,
                 backend: b,

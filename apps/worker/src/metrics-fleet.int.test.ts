@@ -88,6 +88,20 @@ describe('metrics: counters move as documented (fleet on the Zep emulator)', fun
       sample(w1, 'memfleet_outbox_oldest_pending_seconds', { queue: 'thread-drain' }),
     ).to.equal(0);
     expect(sample(w1, 'memfleet_breaker_state', zep)).to.equal(0);
+
+    // One structured line per batch, with the job, thread and tenant.
+    const batches = (fleet.workers[0]?.lines() ?? [])
+      .filter((l) => l.includes('"message":"batch written"'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((b) => b.thread === 'ok');
+    expect(batches.length).to.be.at.least(1);
+    for (const b of batches) {
+      expect(b).to.include({ tenant: 'acme', backend: 'zep', attempt: 1, breaker: 'closed' });
+      expect(b).to.have.property('retry_after', null);
+      expect(b.jobId).to.be.a('string');
+      expect(b.write_ms).to.be.a('number');
+    }
+    expect(batches.reduce((n, b) => n + Number(b.n), 0)).to.equal(3);
   });
 
   it('a 5xx burst: transient failures counted per op, then written once', async () => {
@@ -139,6 +153,12 @@ describe('metrics: counters move as documented (fleet on the Zep emulator)', fun
       d('memfleet_backend_requests_total', { ...zep, op: 'add_messages', outcome: 'rate_limited' }),
     ).to.equal(1);
     expect(d('memfleet_messages_dead_total', zep)).to.equal(0);
+    const held = (fleet.workers[0]?.lines() ?? [])
+      .filter((l) => l.includes('"message":"batch held"'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((b) => b.thread === 'limited');
+    expect(held).to.have.length(1);
+    expect(held[0]).to.include({ reason: 'rate_limited', retry_after: 1000, n: 2 });
   });
 
   it('a timeout read: the reader answers the fallback and counts it by reason', async () => {
