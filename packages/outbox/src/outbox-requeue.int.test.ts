@@ -1,26 +1,11 @@
 import { expect } from 'chai';
-import { Redis } from 'ioredis';
-import { testRedisUrl, uniquePrefix } from '@memfleet/testing/fixtures';
-import { createOutbox, type Outbox, type RequeueInput } from './outbox.ts';
+import type { RequeueInput } from './outbox.ts';
+import { useTestOutbox } from './outbox.fixture.ts';
 
 const body = (content: string) => JSON.stringify({ role: 'user', content });
 
 describe('outbox requeue (real Redis)', () => {
-  let redis: Redis;
-  let outbox: Outbox;
-  let prefix: string;
-
-  beforeEach(async () => {
-    redis = new Redis(await testRedisUrl());
-    prefix = uniquePrefix();
-    outbox = createOutbox(redis, { prefix, dedupeWindowS: 60 });
-  });
-
-  afterEach(async () => {
-    const keys = await redis.keys(`${prefix}*`);
-    if (keys.length > 0) await redis.del(...keys);
-    await redis.quit();
-  });
+  const ctx = useTestOutbox();
 
   /** Appends `ids` to a thread of u1, then ends each with the outcome `outcomes` gives it. */
   async function settle(
@@ -28,19 +13,19 @@ describe('outbox requeue (real Redis)', () => {
     ids: string[],
     outcomes: Record<string, 'written' | 'dead' | 'queued'>,
   ): Promise<void> {
-    await outbox.append(
+    await ctx.outbox.append(
       'acme',
       threadId,
       'u1',
       ids.map((id) => ({ clientMessageId: id, body: body(id) })),
       1000,
     );
-    expect(await outbox.acquireLock('acme', threadId, 'tok', 5000)).to.equal(true);
+    expect(await ctx.outbox.acquireLock('acme', threadId, 'tok', 5000)).to.equal(true);
     for (const id of ids) {
       const outcome = outcomes[id] ?? 'written';
       if (outcome === 'queued') break;
-      await outbox.beginWrite('acme', threadId, [id]);
-      await outbox.commit(
+      await ctx.outbox.beginWrite('acme', threadId, [id]);
+      await ctx.outbox.commit(
         'acme',
         threadId,
         'tok',
@@ -49,7 +34,7 @@ describe('outbox requeue (real Redis)', () => {
         2000,
       );
     }
-    await outbox.releaseLock('acme', threadId, 'tok');
+    await ctx.outbox.releaseLock('acme', threadId, 'tok');
   }
 
   const input = (id: string, seq: number, content = `again ${id}`): RequeueInput => ({
@@ -61,10 +46,10 @@ describe('outbox requeue (real Redis)', () => {
 
   it('puts written and dead messages back at the end of the thread in the given order, skipping pending ones', async () => {
     await settle('t1', ['m1', 'm2', 'm3', 'm4'], { m2: 'dead', m4: 'queued' });
-    expect(await outbox.pendingIds('acme', 't1')).to.deep.equal(['m4']);
-    expect(await outbox.deadLetters('acme', 0, 10)).to.have.length(1);
+    expect(await ctx.outbox.pendingIds('acme', 't1')).to.deep.equal(['m4']);
+    expect(await ctx.outbox.deadLetters('acme', 0, 10)).to.have.length(1);
 
-    const res = await outbox.requeue(
+    const res = await ctx.outbox.requeue(
       'acme',
       't1',
       'u1',
@@ -75,16 +60,16 @@ describe('outbox requeue (real Redis)', () => {
       ok: true,
       results: ['requeued', 'requeued', 'requeued', 'pending'],
     });
-    expect(await outbox.pendingIds('acme', 't1')).to.deep.equal(['m4', 'm1', 'm2', 'm3']);
+    expect(await ctx.outbox.pendingIds('acme', 't1')).to.deep.equal(['m4', 'm1', 'm2', 'm3']);
     // The dead letter is no longer one; records are queued again, attempts reset, kept for good.
-    expect(await outbox.deadLetters('acme', 0, 10)).to.deep.equal([]);
-    const m2 = await outbox.status('acme', 'm2');
+    expect(await ctx.outbox.deadLetters('acme', 0, 10)).to.deep.equal([]);
+    const m2 = await ctx.outbox.status('acme', 'm2');
     expect(m2).to.include({ status: 'queued', attempts: 0, seq: 2, threadId: 't1', userId: 'u1' });
     expect(m2?.error).to.equal(undefined);
     expect(m2?.acceptedAt.getTime()).to.equal(1000);
-    expect(await redis.ttl(outbox.keys.message('acme', 'm1'))).to.equal(-1);
+    expect(await ctx.redis.ttl(ctx.outbox.keys.message('acme', 'm1'))).to.equal(-1);
     // The drain reads the new bodies; the pending message kept its own.
-    const head = await outbox.readHead('acme', 't1', 10);
+    const head = await ctx.outbox.readHead('acme', 't1', 10);
     expect(head.messages.map((m) => m.body)).to.deep.equal([
       body('m4'),
       body('again m1'),
@@ -92,38 +77,56 @@ describe('outbox requeue (real Redis)', () => {
       body('again m3'),
     ]);
     expect(head.messages.map((m) => m.seq)).to.deep.equal([4, 1, 2, 3]);
-    expect(await outbox.stalledThreads(Date.now(), 10)).to.deep.equal([
+    expect(await ctx.outbox.stalledThreads(Date.now(), 10)).to.deep.equal([
       { tenant: 'acme', threadId: 't1' },
     ]);
   });
 
   it('recreates expired records with the given sequence and accept time, and later appends follow them', async () => {
-    const res = await outbox.requeue('acme', 't9', 'u9', [input('x1', 7), input('x2', 8)], 3000);
+    const res = await ctx.outbox.requeue(
+      'acme',
+      't9',
+      'u9',
+      [input('x1', 7), input('x2', 8)],
+      3000,
+    );
     expect(res).to.deep.equal({ ok: true, results: ['requeued', 'requeued'] });
-    expect(await outbox.threadOwner('acme', 't9')).to.equal('u9');
-    expect(await outbox.userThreads('acme', 'u9')).to.deep.equal(['t9']);
-    const x1 = await outbox.status('acme', 'x1');
+    expect(await ctx.outbox.threadOwner('acme', 't9')).to.equal('u9');
+    expect(await ctx.outbox.userThreads('acme', 'u9')).to.deep.equal(['t9']);
+    const x1 = await ctx.outbox.status('acme', 'x1');
     expect(x1).to.include({ status: 'queued', seq: 7, threadId: 't9' });
     expect(x1?.acceptedAt.getTime()).to.equal(500);
-    await outbox.append('acme', 't9', 'u9', [{ clientMessageId: 'x3', body: body('x3') }], 4000);
-    expect((await outbox.status('acme', 'x3'))?.seq).to.equal(9);
-    expect(await outbox.pendingIds('acme', 't9')).to.deep.equal(['x1', 'x2', 'x3']);
+    await ctx.outbox.append(
+      'acme',
+      't9',
+      'u9',
+      [{ clientMessageId: 'x3', body: body('x3') }],
+      4000,
+    );
+    expect((await ctx.outbox.status('acme', 'x3'))?.seq).to.equal(9);
+    expect(await ctx.outbox.pendingIds('acme', 't9')).to.deep.equal(['x1', 'x2', 'x3']);
   });
 
   it("respects the thread's owner and leaves another thread's message alone", async () => {
     await settle('t1', ['m1'], {});
     await settle('t2', ['n1'], {});
-    const other = await outbox.requeue('acme', 't1', 'intruder', [input('m1', 1)], 3000);
+    const other = await ctx.outbox.requeue('acme', 't1', 'intruder', [input('m1', 1)], 3000);
     expect(other).to.deep.equal({ ok: false, reason: 'thread_owner_mismatch', ownerUserId: 'u1' });
-    expect((await outbox.status('acme', 'm1'))?.status).to.equal('written');
-    expect(await outbox.pendingIds('acme', 't1')).to.deep.equal([]);
+    expect((await ctx.outbox.status('acme', 'm1'))?.status).to.equal('written');
+    expect(await ctx.outbox.pendingIds('acme', 't1')).to.deep.equal([]);
 
-    const wrong = await outbox.requeue('acme', 't1', 'u1', [input('n1', 1), input('m1', 1)], 3000);
+    const wrong = await ctx.outbox.requeue(
+      'acme',
+      't1',
+      'u1',
+      [input('n1', 1), input('m1', 1)],
+      3000,
+    );
     expect(wrong).to.deep.equal({ ok: true, results: ['other_thread', 'requeued'] });
-    expect(await outbox.pendingIds('acme', 't1')).to.deep.equal(['m1']);
-    expect(await outbox.pendingIds('acme', 't2')).to.deep.equal([]);
-    expect((await outbox.status('acme', 'n1'))?.status).to.equal('written');
-    expect(await outbox.requeue('acme', 't1', 'u1', [], 3000)).to.deep.equal({
+    expect(await ctx.outbox.pendingIds('acme', 't1')).to.deep.equal(['m1']);
+    expect(await ctx.outbox.pendingIds('acme', 't2')).to.deep.equal([]);
+    expect((await ctx.outbox.status('acme', 'n1'))?.status).to.equal('written');
+    expect(await ctx.outbox.requeue('acme', 't1', 'u1', [], 3000)).to.deep.equal({
       ok: true,
       results: [],
     });

@@ -1,29 +1,18 @@
 import { expect } from 'chai';
-import { Redis } from 'ioredis';
-import { testRedisUrl, uniquePrefix } from '@memfleet/testing/fixtures';
-import { createOutbox, LockLostError, type Outbox } from './outbox.ts';
+import { createOutbox, LockLostError } from './outbox.ts';
+import { useTestOutbox } from './outbox.fixture.ts';
 
 const body = (content: string) => JSON.stringify({ role: 'user', content });
 
 describe('outbox (real Redis)', () => {
-  let redis: Redis;
-  let outbox: Outbox;
-  let prefix: string;
-
-  beforeEach(async () => {
-    redis = new Redis(await testRedisUrl());
-    prefix = uniquePrefix();
-    outbox = createOutbox(redis, { prefix, dedupeWindowS: 60 });
-  });
-
-  afterEach(async () => {
-    const keys = await redis.keys(`${prefix}*`);
-    if (keys.length > 0) await redis.del(...keys);
-    await redis.quit();
-  });
+  const ctx = useTestOutbox();
 
   it('keeps the last accepted messages of a thread for the read fallback, and its owner', async () => {
-    const small = createOutbox(redis, { prefix, dedupeWindowS: 60, recentMessages: 3 });
+    const small = createOutbox(ctx.redis, {
+      prefix: ctx.prefix,
+      dedupeWindowS: 60,
+      recentMessages: 3,
+    });
     const send = (ids: string[]) =>
       small.append(
         'acme',
@@ -41,61 +30,67 @@ describe('outbox (real Redis)', () => {
     ]);
     expect(await small.recent('acme', 't1', 2)).to.deep.equal([body('m3'), body('m4')]);
     expect(await small.recent('globex', 't1', 10)).to.deep.equal([]);
-    expect(await redis.ttl(small.keys.recent('acme', 't1'))).to.be.within(1, 60);
+    expect(await ctx.redis.ttl(small.keys.recent('acme', 't1'))).to.be.within(1, 60);
     expect(await small.threadOwner('acme', 't1')).to.equal('u1');
     expect(await small.threadOwner('globex', 't1')).to.equal(undefined);
-    const none = createOutbox(redis, { prefix: `${prefix}n`, recentMessages: 0 });
+    const none = createOutbox(ctx.redis, { prefix: `${ctx.prefix}n`, recentMessages: 0 });
     await none.append('acme', 't1', 'u1', [{ clientMessageId: 'x', body: body('x') }], 1000);
     expect(await none.recent('acme', 't1', 10)).to.deep.equal([]);
   });
 
   it('erases the given messages of a thread under its lock; a message accepted meanwhile stays', async () => {
-    await outbox.append(
+    await ctx.outbox.append(
       'acme',
       't1',
       'u1',
       ['m1', 'm2', 'm3'].map((id) => ({ clientMessageId: id, body: body(id) })),
       1000,
     );
-    expect(await outbox.userThreads('acme', 'u1')).to.deep.equal(['t1']);
-    expect(await outbox.acquireLock('acme', 't1', 'tok', 5000)).to.equal(true);
-    await outbox.commit('acme', 't1', 'tok', ['m1'], { status: 'dead', reason: 'x' }, 2000);
-    await redis.set(outbox.keys.context('acme', 't1', 'read_write'), 'cached');
-    const ids = ['m1', ...(await outbox.pendingIds('acme', 't1'))];
+    expect(await ctx.outbox.userThreads('acme', 'u1')).to.deep.equal(['t1']);
+    expect(await ctx.outbox.acquireLock('acme', 't1', 'tok', 5000)).to.equal(true);
+    await ctx.outbox.commit('acme', 't1', 'tok', ['m1'], { status: 'dead', reason: 'x' }, 2000);
+    await ctx.redis.set(ctx.outbox.keys.context('acme', 't1', 'read_write'), 'cached');
+    const ids = ['m1', ...(await ctx.outbox.pendingIds('acme', 't1'))];
     // Accepted after the erasure read the thread: not part of it.
-    await outbox.append('acme', 't1', 'u1', [{ clientMessageId: 'm4', body: body('m4') }], 3000);
-    await expectRejection(outbox.eraseThread('acme', 't1', 'u1', 'other-token', ids));
-    expect(await outbox.eraseThread('acme', 't1', 'u1', 'tok', ids)).to.equal(1);
-    expect(await outbox.pendingIds('acme', 't1')).to.deep.equal(['m4']);
-    for (const id of ids) expect(await outbox.status('acme', id), id).to.equal(undefined);
-    expect(await redis.zrange(outbox.keys.dead('acme'), 0, -1)).to.deep.equal([]);
-    expect(await redis.exists(outbox.keys.context('acme', 't1', 'read_write'))).to.equal(0);
-    expect(await outbox.userThreads('acme', 'u1')).to.deep.equal(['t1']);
+    await ctx.outbox.append(
+      'acme',
+      't1',
+      'u1',
+      [{ clientMessageId: 'm4', body: body('m4') }],
+      3000,
+    );
+    await expectRejection(ctx.outbox.eraseThread('acme', 't1', 'u1', 'other-token', ids));
+    expect(await ctx.outbox.eraseThread('acme', 't1', 'u1', 'tok', ids)).to.equal(1);
+    expect(await ctx.outbox.pendingIds('acme', 't1')).to.deep.equal(['m4']);
+    for (const id of ids) expect(await ctx.outbox.status('acme', id), id).to.equal(undefined);
+    expect(await ctx.redis.zrange(ctx.outbox.keys.dead('acme'), 0, -1)).to.deep.equal([]);
+    expect(await ctx.redis.exists(ctx.outbox.keys.context('acme', 't1', 'read_write'))).to.equal(0);
+    expect(await ctx.outbox.userThreads('acme', 'u1')).to.deep.equal(['t1']);
     // With nothing left, the thread itself goes.
-    expect(await outbox.eraseThread('acme', 't1', 'u1', 'tok', ['m4'])).to.equal(0);
-    expect(await outbox.threadOwner('acme', 't1')).to.equal(undefined);
-    expect(await outbox.userThreads('acme', 'u1')).to.deep.equal([]);
-    expect(await redis.zcard(outbox.keys.pending())).to.equal(0);
+    expect(await ctx.outbox.eraseThread('acme', 't1', 'u1', 'tok', ['m4'])).to.equal(0);
+    expect(await ctx.outbox.threadOwner('acme', 't1')).to.equal(undefined);
+    expect(await ctx.outbox.userThreads('acme', 'u1')).to.deep.equal([]);
+    expect(await ctx.redis.zcard(ctx.outbox.keys.pending())).to.equal(0);
   });
 
   it('lists dead letters and replays them at the end of their thread, in the order given', async () => {
-    await outbox.append(
+    await ctx.outbox.append(
       'acme',
       't1',
       'u1',
       ['d1', 'd2', 'ok'].map((id) => ({ clientMessageId: id, body: body(id) })),
       1000,
     );
-    expect(await outbox.acquireLock('acme', 't1', 'tok', 5000)).to.equal(true);
-    await outbox.commit('acme', 't1', 'tok', ['d1'], { status: 'dead', reason: 'x' }, 2000);
-    await outbox.commit('acme', 't1', 'tok', ['d2'], { status: 'dead', reason: 'y' }, 3000);
-    await outbox.commit('acme', 't1', 'tok', ['ok'], { status: 'written' }, 4000);
-    expect(await outbox.deadLetters('acme', 0, 10)).to.deep.equal([
+    expect(await ctx.outbox.acquireLock('acme', 't1', 'tok', 5000)).to.equal(true);
+    await ctx.outbox.commit('acme', 't1', 'tok', ['d1'], { status: 'dead', reason: 'x' }, 2000);
+    await ctx.outbox.commit('acme', 't1', 'tok', ['d2'], { status: 'dead', reason: 'y' }, 3000);
+    await ctx.outbox.commit('acme', 't1', 'tok', ['ok'], { status: 'written' }, 4000);
+    expect(await ctx.outbox.deadLetters('acme', 0, 10)).to.deep.equal([
       { clientMessageId: 'd1', deadAt: new Date(2000) },
       { clientMessageId: 'd2', deadAt: new Date(3000) },
     ]);
-    expect(await outbox.deadLetters('acme', 1, 10)).to.have.length(1);
-    await outbox.append(
+    expect(await ctx.outbox.deadLetters('acme', 1, 10)).to.have.length(1);
+    await ctx.outbox.append(
       'acme',
       't1',
       'u1',
@@ -103,33 +98,30 @@ describe('outbox (real Redis)', () => {
       5000,
     );
 
-    expect(await outbox.replayDead('acme', 't1', ['d1', 'd2', 'ok', 'nope'], 6000)).to.deep.equal([
-      'replayed',
-      'replayed',
-      'not_dead',
-      'not_dead',
-    ]);
-    expect(await outbox.pendingIds('acme', 't1')).to.deep.equal(['later', 'd1', 'd2']);
-    expect(await outbox.deadLetters('acme', 0, 10)).to.deep.equal([]);
-    const d1 = await outbox.status('acme', 'd1');
+    expect(
+      await ctx.outbox.replayDead('acme', 't1', ['d1', 'd2', 'ok', 'nope'], 6000),
+    ).to.deep.equal(['replayed', 'replayed', 'not_dead', 'not_dead']);
+    expect(await ctx.outbox.pendingIds('acme', 't1')).to.deep.equal(['later', 'd1', 'd2']);
+    expect(await ctx.outbox.deadLetters('acme', 0, 10)).to.deep.equal([]);
+    const d1 = await ctx.outbox.status('acme', 'd1');
     expect(d1).to.include({ status: 'queued', attempts: 0 });
     expect(d1?.error).to.equal(undefined);
-    expect(await redis.ttl(outbox.keys.message('acme', 'd1'))).to.equal(-1);
-    const head = await outbox.readHead('acme', 't1', 10);
+    expect(await ctx.redis.ttl(ctx.outbox.keys.message('acme', 'd1'))).to.equal(-1);
+    const head = await ctx.outbox.readHead('acme', 't1', 10);
     expect(head.messages.map((m) => m.body)).to.deep.equal([body('later'), body('d1'), body('d2')]);
     // A dead message whose record expired cannot come back; it says so.
-    await outbox.commit('acme', 't1', 'tok', ['later'], { status: 'dead', reason: 'z' }, 7000);
-    await redis.hdel(outbox.keys.message('acme', 'later'), 'body');
-    expect(await outbox.replayDead('acme', 't1', ['later'], 8000)).to.deep.equal(['body_gone']);
+    await ctx.outbox.commit('acme', 't1', 'tok', ['later'], { status: 'dead', reason: 'z' }, 7000);
+    await ctx.redis.hdel(ctx.outbox.keys.message('acme', 'later'), 'body');
+    expect(await ctx.outbox.replayDead('acme', 't1', ['later'], 8000)).to.deep.equal(['body_gone']);
     // Purging forgets dead messages only.
-    expect(await outbox.purgeDead('acme', ['later', 'd1'])).to.equal(1);
-    expect(await outbox.status('acme', 'later')).to.equal(undefined);
-    expect(await outbox.status('acme', 'd1')).to.include({ status: 'queued' });
-    expect(await outbox.deadLetters('acme', 0, 10)).to.deep.equal([]);
+    expect(await ctx.outbox.purgeDead('acme', ['later', 'd1'])).to.equal(1);
+    expect(await ctx.outbox.status('acme', 'later')).to.equal(undefined);
+    expect(await ctx.outbox.status('acme', 'd1')).to.include({ status: 'queued' });
+    expect(await ctx.outbox.deadLetters('acme', 0, 10)).to.deep.equal([]);
   });
 
   it('records messages in accept order and reports resends as duplicates', async () => {
-    const first = await outbox.append(
+    const first = await ctx.outbox.append(
       'acme',
       't1',
       'u1',
@@ -141,7 +133,7 @@ describe('outbox (real Redis)', () => {
       1000,
     );
     expect(first).to.deep.equal({ ok: true, results: ['queued', 'queued', 'duplicate'] });
-    const again = await outbox.append(
+    const again = await ctx.outbox.append(
       'acme',
       't1',
       'u1',
@@ -153,7 +145,7 @@ describe('outbox (real Redis)', () => {
     );
     expect(again).to.deep.equal({ ok: true, results: ['duplicate', 'queued'] });
 
-    const head = await outbox.readHead('acme', 't1', 10);
+    const head = await ctx.outbox.readHead('acme', 't1', 10);
     expect(head.userId).to.equal('u1');
     expect(head.uncertain).to.equal(false);
     expect(head.messages.map((m) => [m.clientMessageId, m.seq])).to.deep.equal([
@@ -166,14 +158,14 @@ describe('outbox (real Redis)', () => {
   });
 
   it('keeps tenants apart: the same id from two tenants is two messages', async () => {
-    const a = await outbox.append(
+    const a = await ctx.outbox.append(
       'acme',
       't1',
       'u1',
       [{ clientMessageId: 'm1', body: body('a') }],
       1,
     );
-    const b = await outbox.append(
+    const b = await ctx.outbox.append(
       'globex',
       't1',
       'u9',
@@ -182,13 +174,13 @@ describe('outbox (real Redis)', () => {
     );
     expect(a).to.deep.equal({ ok: true, results: ['queued'] });
     expect(b).to.deep.equal({ ok: true, results: ['queued'] });
-    expect((await outbox.status('acme', 'm1'))?.userId).to.equal('u1');
-    expect((await outbox.status('globex', 'm1'))?.userId).to.equal('u9');
+    expect((await ctx.outbox.status('acme', 'm1'))?.userId).to.equal('u1');
+    expect((await ctx.outbox.status('globex', 'm1'))?.userId).to.equal('u9');
   });
 
   it('refuses a message for a thread owned by another user, storing nothing', async () => {
-    await outbox.append('acme', 't1', 'u1', [{ clientMessageId: 'm1', body: body('a') }], 1);
-    const res = await outbox.append(
+    await ctx.outbox.append('acme', 't1', 'u1', [{ clientMessageId: 'm1', body: body('a') }], 1);
+    const res = await ctx.outbox.append(
       'acme',
       't1',
       'u2',
@@ -196,12 +188,12 @@ describe('outbox (real Redis)', () => {
       2,
     );
     expect(res).to.deep.equal({ ok: false, reason: 'thread_owner_mismatch', ownerUserId: 'u1' });
-    expect(await outbox.status('acme', 'm2')).to.equal(undefined);
-    expect(await outbox.length('acme', 't1')).to.equal(1);
+    expect(await ctx.outbox.status('acme', 'm2')).to.equal(undefined);
+    expect(await ctx.outbox.length('acme', 't1')).to.equal(1);
   });
 
   it('commits the head under the lock: written drops the body, dead keeps it with a reason', async () => {
-    await outbox.append(
+    await ctx.outbox.append(
       'acme',
       't1',
       'u1',
@@ -212,21 +204,28 @@ describe('outbox (real Redis)', () => {
       ],
       1,
     );
-    expect(await outbox.acquireLock('acme', 't1', 'tok', 5000)).to.equal(true);
-    expect(await outbox.acquireLock('acme', 't1', 'other', 5000)).to.equal(false);
-    await outbox.beginWrite('acme', 't1', ['m1', 'm2']);
-    expect((await outbox.readHead('acme', 't1', 1)).uncertain).to.equal(true);
+    expect(await ctx.outbox.acquireLock('acme', 't1', 'tok', 5000)).to.equal(true);
+    expect(await ctx.outbox.acquireLock('acme', 't1', 'other', 5000)).to.equal(false);
+    await ctx.outbox.beginWrite('acme', 't1', ['m1', 'm2']);
+    expect((await ctx.outbox.readHead('acme', 't1', 1)).uncertain).to.equal(true);
 
-    const left = await outbox.commit('acme', 't1', 'tok', ['m1', 'm2'], { status: 'written' }, 50);
+    const left = await ctx.outbox.commit(
+      'acme',
+      't1',
+      'tok',
+      ['m1', 'm2'],
+      { status: 'written' },
+      50,
+    );
     expect(left).to.equal(1);
-    const m1 = await outbox.status('acme', 'm1');
+    const m1 = await ctx.outbox.status('acme', 'm1');
     expect(m1).to.include({ status: 'written', attempts: 1 });
     expect(m1?.writtenAt?.getTime()).to.equal(50);
-    expect(await redis.hget(outbox.keys.message('acme', 'm1'), 'body')).to.equal(null);
-    expect(await redis.ttl(outbox.keys.message('acme', 'm1'))).to.be.within(1, 60);
-    expect((await outbox.readHead('acme', 't1', 5)).uncertain).to.equal(false);
+    expect(await ctx.redis.hget(ctx.outbox.keys.message('acme', 'm1'), 'body')).to.equal(null);
+    expect(await ctx.redis.ttl(ctx.outbox.keys.message('acme', 'm1'))).to.be.within(1, 60);
+    expect((await ctx.outbox.readHead('acme', 't1', 5)).uncertain).to.equal(false);
 
-    await outbox.commit(
+    await ctx.outbox.commit(
       'acme',
       't1',
       'tok',
@@ -234,18 +233,18 @@ describe('outbox (real Redis)', () => {
       { status: 'dead', reason: 'HTTP 400: bad' },
       60,
     );
-    expect(await outbox.status('acme', 'm3')).to.include({
+    expect(await ctx.outbox.status('acme', 'm3')).to.include({
       status: 'dead',
       error: 'HTTP 400: bad',
     });
-    expect(await redis.hget(outbox.keys.message('acme', 'm3'), 'body')).to.equal(body('c'));
-    expect(await redis.zrange(outbox.keys.dead('acme'), 0, -1)).to.deep.equal(['m3']);
-    expect(await outbox.length('acme', 't1')).to.equal(0);
-    expect(await outbox.stalledThreads(Number.MAX_SAFE_INTEGER, 10)).to.deep.equal([]);
+    expect(await ctx.redis.hget(ctx.outbox.keys.message('acme', 'm3'), 'body')).to.equal(body('c'));
+    expect(await ctx.redis.zrange(ctx.outbox.keys.dead('acme'), 0, -1)).to.deep.equal(['m3']);
+    expect(await ctx.outbox.length('acme', 't1')).to.equal(0);
+    expect(await ctx.outbox.stalledThreads(Number.MAX_SAFE_INTEGER, 10)).to.deep.equal([]);
   });
 
   it('refuses to commit for a drain that lost its lock, and when the head is not what it wrote', async () => {
-    await outbox.append(
+    await ctx.outbox.append(
       'acme',
       't1',
       'u1',
@@ -255,48 +254,60 @@ describe('outbox (real Redis)', () => {
       ],
       1,
     );
-    await outbox.acquireLock('acme', 't1', 'old', 5000);
-    await redis.del(outbox.keys.lock('acme', 't1'));
-    await outbox.acquireLock('acme', 't1', 'new', 5000);
+    await ctx.outbox.acquireLock('acme', 't1', 'old', 5000);
+    await ctx.redis.del(ctx.outbox.keys.lock('acme', 't1'));
+    await ctx.outbox.acquireLock('acme', 't1', 'new', 5000);
     let caught: unknown;
     try {
-      await outbox.commit('acme', 't1', 'old', ['m1'], { status: 'written' }, 1);
+      await ctx.outbox.commit('acme', 't1', 'old', ['m1'], { status: 'written' }, 1);
     } catch (err: unknown) {
       caught = err;
     }
     expect(caught).to.be.instanceOf(LockLostError);
     let mismatch: unknown;
     try {
-      await outbox.commit('acme', 't1', 'new', ['m2'], { status: 'written' }, 1);
+      await ctx.outbox.commit('acme', 't1', 'new', ['m2'], { status: 'written' }, 1);
     } catch (err: unknown) {
       mismatch = err;
     }
     expect(String(mismatch)).to.match(/head changed/);
-    expect(await outbox.length('acme', 't1')).to.equal(2);
-    expect(await outbox.extendLock('acme', 't1', 'old', 5000)).to.equal(false);
-    expect(await outbox.extendLock('acme', 't1', 'new', 5000)).to.equal(true);
-    await outbox.releaseLock('acme', 't1', 'old');
-    expect(await outbox.lockTtlMs('acme', 't1')).to.be.above(0);
-    await outbox.releaseLock('acme', 't1', 'new');
-    expect(await outbox.lockTtlMs('acme', 't1')).to.equal(0);
+    expect(await ctx.outbox.length('acme', 't1')).to.equal(2);
+    expect(await ctx.outbox.extendLock('acme', 't1', 'old', 5000)).to.equal(false);
+    expect(await ctx.outbox.extendLock('acme', 't1', 'new', 5000)).to.equal(true);
+    await ctx.outbox.releaseLock('acme', 't1', 'old');
+    expect(await ctx.outbox.lockTtlMs('acme', 't1')).to.be.above(0);
+    await ctx.outbox.releaseLock('acme', 't1', 'new');
+    expect(await ctx.outbox.lockTtlMs('acme', 't1')).to.equal(0);
   });
 
   it('lists threads without progress for the sweep', async () => {
-    await outbox.append('acme', 'slow', 'u1', [{ clientMessageId: 'a', body: body('a') }], 1000);
-    await outbox.append('acme', 'fresh', 'u1', [{ clientMessageId: 'b', body: body('b') }], 5000);
-    expect(await outbox.stalledThreads(2000, 10)).to.deep.equal([
+    await ctx.outbox.append(
+      'acme',
+      'slow',
+      'u1',
+      [{ clientMessageId: 'a', body: body('a') }],
+      1000,
+    );
+    await ctx.outbox.append(
+      'acme',
+      'fresh',
+      'u1',
+      [{ clientMessageId: 'b', body: body('b') }],
+      5000,
+    );
+    expect(await ctx.outbox.stalledThreads(2000, 10)).to.deep.equal([
       { tenant: 'acme', threadId: 'slow' },
     ]);
-    await outbox.touchPending('acme', 'slow', 6000);
-    expect(await outbox.stalledThreads(2000, 10)).to.deep.equal([]);
+    await ctx.outbox.touchPending('acme', 'slow', 6000);
+    expect(await ctx.outbox.stalledThreads(2000, 10)).to.deep.equal([]);
   });
 
   it('keeps ids with separators from colliding', async () => {
-    await outbox.append('acme', 'a:b', 'u1', [{ clientMessageId: 'x:y', body: body('1') }], 1);
-    await outbox.append('acme', 'a', 'u1', [{ clientMessageId: 'x', body: body('2') }], 1);
-    expect(await outbox.length('acme', 'a:b')).to.equal(1);
-    expect(await outbox.length('acme', 'a')).to.equal(1);
-    expect((await outbox.status('acme', 'x:y'))?.threadId).to.equal('a:b');
+    await ctx.outbox.append('acme', 'a:b', 'u1', [{ clientMessageId: 'x:y', body: body('1') }], 1);
+    await ctx.outbox.append('acme', 'a', 'u1', [{ clientMessageId: 'x', body: body('2') }], 1);
+    expect(await ctx.outbox.length('acme', 'a:b')).to.equal(1);
+    expect(await ctx.outbox.length('acme', 'a')).to.equal(1);
+    expect((await ctx.outbox.status('acme', 'x:y'))?.threadId).to.equal('a:b');
   });
 });
 
