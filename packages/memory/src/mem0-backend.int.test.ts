@@ -7,9 +7,9 @@ import {
   type Mem0Emulator,
   type Mem0EmulatorOptions,
 } from '@memfleet/testing/mem0-emulator';
-import { BackendError } from './backend-error.ts';
 import { describeBackendContract } from './backend-contract.ts';
-import type { MemoryBackend, MemoryMessage, ThreadRef } from './memory-backend.ts';
+import { backendRejection, testMessage } from './backend-test-support.ts';
+import type { MemoryBackend, ThreadRef } from './memory-backend.ts';
 import { createMem0Backend, type Mem0ApiStyle, type Mem0BackendOptions } from './mem0-backend.ts';
 
 const KEY = 'mem0-test-key';
@@ -50,24 +50,8 @@ for (const style of ['platform', 'oss'] as const) {
   );
 }
 
-const msg = (id: string, extra: Partial<MemoryMessage> = {}): MemoryMessage => ({
-  clientMessageId: id,
-  role: 'user',
-  content: `content of ${id}`,
-  createdAt: '2026-11-21T10:00:00.000Z',
-  metadata: {},
-  ...extra,
-});
-
-async function rejection(promise: Promise<unknown>): Promise<BackendError> {
-  try {
-    await promise;
-  } catch (err: unknown) {
-    expect(err).to.be.instanceOf(BackendError);
-    return err as BackendError;
-  }
-  throw new Error('expected a BackendError');
-}
+const msg = testMessage;
+const rejection = backendRejection;
 
 const ref: ThreadRef = { tenant: 'acme', userId: 'u1', threadId: 't1' };
 const addPath = /^\/v3\/memories\/add\/$/;
@@ -143,7 +127,7 @@ describe('mem0 backend specifics (platform, emulator)', () => {
   });
 
   it('an event outliving the wait is uncertain; reconciling waits for it and never resends', async () => {
-    const e = await start({ eventLagMs: 1500 });
+    const e = await start({ eventLagMs: 3000 });
     const backend = backendFor(e, 'platform', { eventTimeoutMs: 200 });
     const err = await rejection(backend.addMessages(ref, [msg('a'), msg('b')]));
     expect(err.kind).to.equal('transient');

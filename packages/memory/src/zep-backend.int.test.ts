@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import { startZepEmulator, type ZepEmulator } from '@memfleet/testing/zep-emulator';
-import { BackendError } from './backend-error.ts';
 import { describeBackendContract } from './backend-contract.ts';
-import type { MemoryBackend, MemoryMessage, ThreadRef } from './memory-backend.ts';
+import { backendRejection, testMessage } from './backend-test-support.ts';
+import type { MemoryBackend, ThreadRef } from './memory-backend.ts';
 import { createZepBackend, type ZepBackendOptions } from './zep-backend.ts';
 
 const KEY = 'zep-test-key';
@@ -16,24 +16,8 @@ describeBackendContract('zep (through the SDK, against the Zep v3 emulator)', as
   return { backend: backendFor(emu), dispose: () => emu.close() };
 });
 
-const msg = (id: string, extra: Partial<MemoryMessage> = {}): MemoryMessage => ({
-  clientMessageId: id,
-  role: 'user',
-  content: `content of ${id}`,
-  createdAt: '2026-11-21T10:00:00.000Z',
-  metadata: {},
-  ...extra,
-});
-
-async function rejection(promise: Promise<unknown>): Promise<BackendError> {
-  try {
-    await promise;
-  } catch (err: unknown) {
-    expect(err).to.be.instanceOf(BackendError);
-    return err as BackendError;
-  }
-  throw new Error('expected a BackendError');
-}
+const msg = testMessage;
+const rejection = backendRejection;
 
 describe('zep backend specifics (emulator)', () => {
   let emu: ZepEmulator;
