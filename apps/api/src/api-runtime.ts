@@ -9,11 +9,13 @@ import { createEraseQueue, requestErase } from '@memfleet/jobs/user-erase';
 import type { Logger } from '@memfleet/logger/create-logger';
 import { createApiMetrics } from '@memfleet/metrics/api-metrics';
 import { createRegistry } from '@memfleet/metrics/create-registry';
+import { createRateLimitMetrics } from '@memfleet/metrics/rate-limit-metrics';
 import { createOutbox } from '@memfleet/outbox/outbox';
 import type { RedactOptions } from '@memfleet/redaction/redact';
 import { createMessageIntake } from '@memfleet/intake/accept-messages';
 import { createAuthenticator } from '@memfleet/http/auth';
 import { listen } from '@memfleet/http/http-basics';
+import { tenantRateLimit } from '@memfleet/http/rate-limit';
 import { createApp } from './create-app.ts';
 import { createDashboard } from './dashboard.ts';
 import { createStatusLookup } from './message-status.ts';
@@ -59,8 +61,19 @@ export async function startApi(config: Config, logger: Logger): Promise<ApiRunti
   eraseQueue.on('error', (err) => logger.warn('queue error', { err }));
   const flags = await startFlags(redis, config, { registry, logger });
 
+  const rateLimitMetrics = createRateLimitMetrics(registry);
+  const limit = (name: 'enqueue' | 'read') =>
+    tenantRateLimit({
+      name,
+      settings: config.rateLimits[name],
+      redis,
+      prefix: config.redisKeyPrefix,
+      metrics: rateLimitMetrics,
+      logger,
+    });
+
   const app = createApp({
-    auth: createAuthenticator(config.apiKeys, config.adminKey, config.dashboardKeys),
+    auth: createAuthenticator(config.apiKeys, config.adminKeyDigest, config.dashboardKeyDigests),
     acceptMessages: createMessageIntake({
       outbox,
       queue,
@@ -75,8 +88,9 @@ export async function startApi(config: Config, logger: Logger): Promise<ApiRunti
     },
     eraseUser: (tenant, userId) => requestErase(eraseQueue, tenant, userId),
     dashboard: createDashboard(queue, eraseQueue),
+    rateLimits: { enqueue: limit('enqueue'), read: limit('read') },
     flags,
-    tenants: config.apiKeys.map((k) => k.tenant),
+    tenants: [...new Set(config.apiKeys.map((k) => k.tenant))],
     registry,
     metrics,
     logger,

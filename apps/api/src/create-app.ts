@@ -11,6 +11,7 @@ import {
   principalOf,
   requireAdmin,
   requireDashboard,
+  requireSameOriginForBasicAuth,
   requireTenant,
   type Authenticator,
 } from '@memfleet/http/auth';
@@ -22,6 +23,7 @@ import {
   serveBasics,
 } from '@memfleet/http/http-basics';
 import { HttpError } from '@memfleet/http/http-error';
+import { securityHeaders } from '@memfleet/http/security-headers';
 import { parseId } from '@memfleet/http/ids';
 import { flagsPatchSchema, toFlagPatch } from './admin-flags.ts';
 import { DASHBOARD_PATH } from './dashboard.ts';
@@ -41,6 +43,11 @@ export interface AppDeps {
   /** Throws when a dependency (Redis, Postgres) is unreachable. */
   checkReady: () => Promise<void>;
   dashboard: Router;
+  /**
+   * Per-tenant rate limits, mounted after the key check: `enqueue` on POST messages and DELETE
+   * users, `read` on GET status.
+   */
+  rateLimits: { enqueue: RequestHandler; read: RequestHandler };
   /** The live memory flags, shown and changed by `/v1/admin/flags`. */
   flags: Pick<Flags, 'snapshot' | 'update' | 'refresh'>;
   /** Tenant names of `MEMFLEET_API_KEYS`: the only ones a flag override may name. */
@@ -61,6 +68,7 @@ export function createApp(deps: AppDeps): Express {
   const flagsSchema = flagsPatchSchema(deps.tenants);
 
   app.use(requestContext(deps.metrics.httpDuration, deps.logger));
+  app.use(securityHeaders());
 
   serveBasics(app, deps);
 
@@ -80,7 +88,8 @@ export function createApp(deps: AppDeps): Express {
 
   app.post(
     '/v1/threads/:thread_id/messages',
-    requireTenant(deps.auth),
+    requireTenant(deps.auth, 'write'),
+    deps.rateLimits.enqueue,
     jsonOnly,
     json,
     async (req, res) => {
@@ -91,14 +100,19 @@ export function createApp(deps: AppDeps): Express {
     },
   );
 
-  app.get('/v1/messages/:client_message_id', requireTenant(deps.auth), async (req, res) => {
-    const id = parseId(req.params.client_message_id, 'client_message_id');
-    const status = await deps.messageStatus(principalOf(res).tenant, id);
-    if (status === undefined) {
-      throw new HttpError(404, 'not_found', `client_message_id: ${id} is unknown`);
-    }
-    res.json(status);
-  });
+  app.get(
+    '/v1/messages/:client_message_id',
+    requireTenant(deps.auth, 'read'),
+    deps.rateLimits.read,
+    async (req, res) => {
+      const id = parseId(req.params.client_message_id, 'client_message_id');
+      const status = await deps.messageStatus(principalOf(res).tenant, id);
+      if (status === undefined) {
+        throw new HttpError(404, 'not_found', `client_message_id: ${id} is unknown`);
+      }
+      res.json(status);
+    },
+  );
 
   app.get('/v1/admin/flags', requireAdmin(deps.auth), async (_req, res) => {
     // Fresh from Redis when it answers; the last known flags when it does not.
@@ -116,13 +130,23 @@ export function createApp(deps: AppDeps): Express {
     }
   });
 
-  app.delete('/v1/users/:user_id', requireTenant(deps.auth), async (req, res) => {
-    const userId = parseId(req.params.user_id, 'user_id');
-    await deps.eraseUser(principalOf(res).tenant, userId);
-    res.status(202).json({ user_id: userId, status: 'erasing' });
-  });
+  app.delete(
+    '/v1/users/:user_id',
+    requireTenant(deps.auth, 'write'),
+    deps.rateLimits.enqueue,
+    async (req, res) => {
+      const userId = parseId(req.params.user_id, 'user_id');
+      await deps.eraseUser(principalOf(res).tenant, userId);
+      res.status(202).json({ user_id: userId, status: 'erasing' });
+    },
+  );
 
-  app.use(DASHBOARD_PATH, requireDashboard(deps.auth), deps.dashboard);
+  app.use(
+    DASHBOARD_PATH,
+    requireDashboard(deps.auth),
+    requireSameOriginForBasicAuth(),
+    deps.dashboard,
+  );
 
   app.use(notFound);
   app.use(

@@ -1,7 +1,7 @@
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
-import type { NextFunction, Request, Response, Router } from 'express';
+import type { Express, NextFunction, Request, Response, Router } from 'express';
 import { dashboardAccessOf } from '@memfleet/http/auth';
 import type { DrainQueue } from '@memfleet/jobs/thread-drain';
 import type { EraseQueue } from '@memfleet/jobs/user-erase';
@@ -34,7 +34,10 @@ function board(queue: DrainQueue, eraseQueue: EraseQueue, readOnlyMode: boolean)
     serverAdapter,
     options: { uiConfig: { boardTitle: readOnlyMode ? 'memfleet (read-only)' : 'memfleet' } },
   });
-  return serverAdapter.getRouter() as Router;
+  const app = serverAdapter.getRouter() as Express;
+  // Bull Board mounts an Express app of its own, which would announce itself again after helmet.
+  app.disable('x-powered-by');
+  return app;
 }
 
 /**

@@ -5,10 +5,12 @@ import type { Config } from '@memfleet/config/load-config';
 import { startFlags } from '@memfleet/flags/start-flags';
 import { createAuthenticator } from '@memfleet/http/auth';
 import { listen } from '@memfleet/http/http-basics';
+import { tenantRateLimit } from '@memfleet/http/rate-limit';
 import type { Logger } from '@memfleet/logger/create-logger';
 import { createBackendGate } from '@memfleet/memory/backend-gate';
 import { createMemoryBackend, gateSettings } from '@memfleet/memory/create-backend';
 import { createRegistry } from '@memfleet/metrics/create-registry';
+import { createRateLimitMetrics } from '@memfleet/metrics/rate-limit-metrics';
 import { createReaderMetrics } from '@memfleet/metrics/reader-metrics';
 import { createOutbox } from '@memfleet/outbox/outbox';
 import { createReaderApp } from './create-reader-app.ts';
@@ -73,7 +75,17 @@ export async function startReader(config: Config, logger: Logger): Promise<Reade
   });
 
   const app = createReaderApp({
-    auth: createAuthenticator(config.apiKeys, config.adminKey),
+    auth: createAuthenticator(config.apiKeys, config.adminKeyDigest),
+    readLimit: tenantRateLimit({
+      name: 'read',
+      settings: config.rateLimits.read,
+      redis,
+      prefix: config.redisKeyPrefix,
+      metrics: createRateLimitMetrics(registry),
+      logger,
+      // The check shares the read's budget: a slow Redis lets the read through rather than wait.
+      timeoutMs: Math.max(10, Math.floor(budgetMs / 10)),
+    }),
     readContext: createContextReader({
       backend,
       gate,

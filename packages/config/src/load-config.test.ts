@@ -1,4 +1,8 @@
 import { expect } from 'chai';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { keyDigest } from './api-keys.ts';
 import { ConfigError, loadConfig } from './load-config.ts';
 
 const base = {
@@ -28,9 +32,18 @@ describe('loadConfig', () => {
     expect(c.api.port).to.equal(3000);
     expect(c.redisKeyPrefix).to.equal('{memfleet}');
     expect(c.apiKeys).to.deep.equal([
-      { tenant: 'acme', key: 'acme-key-0123456789abcdef' },
-      { tenant: 'globex', key: 'globex-key-0123456789abc' },
+      { tenant: 'acme', digest: keyDigest('acme-key-0123456789abcdef'), scopes: ['read', 'write'] },
+      {
+        tenant: 'globex',
+        digest: keyDigest('globex-key-0123456789abc'),
+        scopes: ['read', 'write'],
+      },
     ]);
+    expect(c.adminKeyDigest).to.equal(keyDigest('admin-key-0123456789abcdef'));
+    expect(c.rateLimits).to.deep.equal({
+      enqueue: { perSecond: 200, burst: 400 },
+      read: { perSecond: 500, burst: 1000 },
+    });
   });
 
   it('names every missing variable', () => {
@@ -77,15 +90,95 @@ describe('loadConfig', () => {
   it('reads read-only dashboard keys and rejects short ones or ones equal to another key', () => {
     expect(
       loadConfig({ ...base, MEMFLEET_DASHBOARD_KEYS: ' v1-0123456789abcdef , v2-0123456789abcdef' })
-        .dashboardKeys,
-    ).to.deep.equal(['v1-0123456789abcdef', 'v2-0123456789abcdef']);
-    expect(loadConfig(base).dashboardKeys).to.deep.equal([]);
+        .dashboardKeyDigests,
+    ).to.deep.equal([keyDigest('v1-0123456789abcdef'), keyDigest('v2-0123456789abcdef')]);
+    expect(loadConfig(base).dashboardKeyDigests).to.deep.equal([]);
     expect(
       issuesOf({ ...base, MEMFLEET_DASHBOARD_KEYS: `short,${base.MEMFLEET_ADMIN_KEY}` }),
     ).to.deep.equal([
-      'MEMFLEET_DASHBOARD_KEYS: key 1 must be at least 16 characters',
+      'MEMFLEET_DASHBOARD_KEYS: key 1: the key must be at least 16 characters',
       'MEMFLEET_DASHBOARD_KEYS: key 2 must differ from the admin and tenant keys',
     ]);
+  });
+
+  describe('tenant keys', () => {
+    const acme = 'acme-key-0123456789abcdef';
+    const hex = keyDigest('hashed-key-0123456789abcdef');
+
+    it('reads scopes, several keys per tenant and sha256= digests; never keeps a plain key', () => {
+      const c = loadConfig({
+        ...base,
+        MEMFLEET_API_KEYS: `acme:${acme}:read, acme:sha256=${hex.toUpperCase()}:write,acme:a:b:c-0123456789abcdef`,
+        MEMFLEET_ADMIN_KEY: `sha256=${keyDigest('admin-key-0123456789abcdef')}`,
+      });
+      expect(c.apiKeys).to.deep.equal([
+        { tenant: 'acme', digest: keyDigest(acme), scopes: ['read'] },
+        { tenant: 'acme', digest: hex, scopes: ['write'] },
+        { tenant: 'acme', digest: keyDigest('a:b:c-0123456789abcdef'), scopes: ['read', 'write'] },
+      ]);
+      expect(c.adminKeyDigest).to.equal(keyDigest('admin-key-0123456789abcdef'));
+      expect(JSON.stringify(c)).not.to.include(acme);
+    });
+
+    it('reads MEMFLEET_API_KEYS_FILE beside MEMFLEET_API_KEYS, skipping comments and blank lines', () => {
+      const dir = mkdtempSync(join(tmpdir(), 'memfleet-keys-'));
+      const file = join(dir, 'keys');
+      writeFileSync(
+        file,
+        `# tenants\n\nglobex:sha256=${hex}:rw\n  initech:initech-key-0123456789ab:read\n`,
+      );
+      const c = loadConfig({
+        ...base,
+        MEMFLEET_API_KEYS: `acme:${acme}`,
+        MEMFLEET_API_KEYS_FILE: file,
+      });
+      expect(c.apiKeys.map((k) => [k.tenant, k.scopes.join('+')])).to.deep.equal([
+        ['acme', 'read+write'],
+        ['globex', 'read+write'],
+        ['initech', 'read'],
+      ]);
+      const { MEMFLEET_API_KEYS: _unused, ...withoutEnv } = base;
+      expect(loadConfig({ ...withoutEnv, MEMFLEET_API_KEYS_FILE: file }).apiKeys).to.have.length(2);
+    });
+
+    it('names the variable and the entry or line of every bad key, without echoing it', () => {
+      const dir = mkdtempSync(join(tmpdir(), 'memfleet-keys-'));
+      const file = join(dir, 'keys');
+      writeFileSync(
+        file,
+        'ok:ok-key-0123456789abcdef\nBad:bad-key-0123456789abcdef\nx:sha256=abc\n',
+      );
+      const issues = issuesOf({
+        ...base,
+        MEMFLEET_API_KEYS: `acme:short,acme:${acme},globex:${acme}`,
+        MEMFLEET_API_KEYS_FILE: file,
+      });
+      expect(issues).to.deep.equal([
+        'MEMFLEET_API_KEYS: entry 1: the key must be at least 16 characters',
+        `MEMFLEET_API_KEYS_FILE: ${file} line 2: must be tenant:key[:scope] with a tenant of lowercase letters, digits, - and _ (at most 63)`,
+        `MEMFLEET_API_KEYS_FILE: ${file} line 3: sha256= must be followed by 64 hex digits`,
+        'MEMFLEET_API_KEYS: tenants acme and globex share a key',
+      ]);
+      expect(issues.join('\n')).not.to.include(acme);
+      expect(issuesOf({ ...base, MEMFLEET_API_KEYS_FILE: join(dir, 'missing') })[0]).to.match(
+        /^MEMFLEET_API_KEYS_FILE: cannot read .*missing \(ENOENT\)$/,
+      );
+      expect(issuesOf({ ...base, MEMFLEET_ADMIN_KEY: `sha256=${'z'.repeat(64)}` })).to.deep.equal([
+        'MEMFLEET_ADMIN_KEY: sha256= must be followed by 64 hex digits',
+      ]);
+      expect(issuesOf({ ...base, MEMFLEET_ADMIN_KEY: `sha256=${keyDigest(acme)}` })).to.deep.equal([
+        'MEMFLEET_ADMIN_KEY: must differ from every tenant key',
+      ]);
+    });
+
+    it('reads the rate limits and refuses bad ones', () => {
+      const c = loadConfig({ ...base, RATE_LIMIT_ENQUEUE_PER_S: '5', RATE_LIMIT_READ_BURST: '0' });
+      expect(c.rateLimits.enqueue.perSecond).to.equal(5);
+      expect(c.rateLimits.read.burst).to.equal(0);
+      expect(issuesOf({ ...base, RATE_LIMIT_READ_PER_S: '-1' })[0]).to.match(
+        /^RATE_LIMIT_READ_PER_S:/,
+      );
+    });
   });
 
   it('requires ZEP_API_KEY for the zep backend and defaults to Zep Cloud', () => {

@@ -1,15 +1,10 @@
+import { readFileSync } from 'node:fs';
 import { keyPrefixSchema } from '@memfleet/redis/redis-env';
 import { parseRedisTarget, type RedisTarget } from '@memfleet/redis/redis-target';
 import { z } from 'zod';
+import { parseApiKeys, parseKeySpec, type ApiKeyEntry } from './api-keys.ts';
 
-/** What a tenant name of `MEMFLEET_API_KEYS` looks like. */
-export const TENANT_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
-
-/** One API key of `MEMFLEET_API_KEYS` (`tenant:key`). */
-export interface ApiKeyEntry {
-  tenant: string;
-  key: string;
-}
+export { TENANT_RE, type ApiKeyEntry, type KeyScope } from './api-keys.ts';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
@@ -36,9 +31,14 @@ const schema = z.object({
   MEMORY_MODE: modeSchema.optional(),
   FLAG_ZEP_WRITE: z.enum(['true', 'false', '1', '0']).optional(),
   FLAG_ZEP_READ: z.enum(['true', 'false', '1', '0']).optional(),
-  MEMFLEET_API_KEYS: z.string().min(1),
+  MEMFLEET_API_KEYS: z.string().optional(),
+  MEMFLEET_API_KEYS_FILE: z.string().optional(),
   MEMFLEET_ADMIN_KEY: z.string().min(16, 'must be at least 16 characters'),
   MEMFLEET_DASHBOARD_KEYS: z.string().optional(),
+  RATE_LIMIT_ENQUEUE_PER_S: int(0, 1_000_000).default(200),
+  RATE_LIMIT_ENQUEUE_BURST: int(0, 10_000_000).default(400),
+  RATE_LIMIT_READ_PER_S: int(0, 1_000_000).default(500),
+  RATE_LIMIT_READ_BURST: int(0, 10_000_000).default(1000),
   READ_CANARY_PERCENT: int(0, 100).default(100),
   READ_BUDGET_MS: int(10, 60_000).default(250),
   READER_PORT: int(0, 65_535).default(3001),
@@ -104,10 +104,20 @@ export interface Config {
   databaseUrl: string;
   memoryBackend: MemoryBackendName;
   memoryMode: MemoryMode;
+  /** Tenant keys, as digests with their scopes (`MEMFLEET_API_KEYS`, `MEMFLEET_API_KEYS_FILE`). */
   apiKeys: ApiKeyEntry[];
-  adminKey: string;
-  /** Keys that open the dashboard read-only (`MEMFLEET_DASHBOARD_KEYS`). */
-  dashboardKeys: string[];
+  /** Hex SHA-256 of the admin key (`MEMFLEET_ADMIN_KEY`). */
+  adminKeyDigest: string;
+  /** Hex SHA-256 of the keys that open the dashboard read-only (`MEMFLEET_DASHBOARD_KEYS`). */
+  dashboardKeyDigests: string[];
+  /**
+   * Per-tenant request rates, each a sustained rate per second and a burst on top (0 turns a
+   * limit off): `enqueue` counts POST messages and DELETE users, `read` status and context reads.
+   */
+  rateLimits: {
+    enqueue: { perSecond: number; burst: number };
+    read: { perSecond: number; burst: number };
+  };
   readCanaryPercent: number;
   readBudgetMs: number;
   api: { port: number; host: string; bodyLimitBytes: number };
@@ -178,26 +188,15 @@ export class ConfigError extends Error {
   }
 }
 
-function parseApiKeys(raw: string, issues: string[]): ApiKeyEntry[] {
-  const entries: ApiKeyEntry[] = [];
-  for (const part of raw.split(',')) {
-    const item = part.trim();
-    if (item === '') continue;
-    const at = item.indexOf(':');
-    const tenant = at > 0 ? item.slice(0, at) : '';
-    const key = at > 0 ? item.slice(at + 1) : '';
-    if (!TENANT_RE.test(tenant) || key.length < 16) {
-      issues.push(
-        'MEMFLEET_API_KEYS: each entry must be tenant:key with a lowercase tenant name and a key of at least 16 characters',
-      );
-      return [];
-    }
-    entries.push({ tenant, key });
+function readKeyFile(path: string | undefined, issues: string[]) {
+  if (path === undefined) return undefined;
+  try {
+    return { path, text: readFileSync(path, 'utf8') };
+  } catch (err: unknown) {
+    const code = (err as { code?: unknown }).code;
+    issues.push(`MEMFLEET_API_KEYS_FILE: cannot read ${path} (${String(code ?? err)})`);
+    return undefined;
   }
-  if (entries.length === 0) issues.push('MEMFLEET_API_KEYS: no tenant:key entry given');
-  const keys = new Set(entries.map((e) => e.key));
-  if (keys.size !== entries.length) issues.push('MEMFLEET_API_KEYS: the same key is given twice');
-  return entries;
 }
 
 const truthy = (v: string | undefined): boolean | undefined =>
@@ -243,33 +242,47 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     } catch (err: unknown) {
       issues.unshift(err instanceof Error ? err.message : String(err));
     }
+    if (cleaned.MEMFLEET_API_KEYS === undefined && cleaned.MEMFLEET_API_KEYS_FILE === undefined) {
+      issues.push('MEMFLEET_API_KEYS: required (or MEMFLEET_API_KEYS_FILE)');
+    }
     throw new ConfigError(issues);
   }
   const e = parsed.data;
   const issues: string[] = [];
-  const apiKeys = parseApiKeys(e.MEMFLEET_API_KEYS, issues);
+  const apiKeys = parseApiKeys(
+    { env: e.MEMFLEET_API_KEYS, file: readKeyFile(e.MEMFLEET_API_KEYS_FILE, issues) },
+    issues,
+  );
   let redis: RedisTarget = { kind: 'single', url: 'redis://127.0.0.1:6379' };
   try {
     redis = parseRedisTarget(e.REDIS_URL, e.REDIS_CLUSTER_NODES);
   } catch (err: unknown) {
     issues.push(err instanceof Error ? err.message : String(err));
   }
-  if (apiKeys.some((k) => k.key === e.MEMFLEET_ADMIN_KEY)) {
+  const tenantDigests = new Set(apiKeys.map((k) => k.digest));
+  const admin = parseKeySpec(e.MEMFLEET_ADMIN_KEY);
+  const adminKeyDigest = 'digest' in admin ? admin.digest : '';
+  if ('problem' in admin) issues.push(`MEMFLEET_ADMIN_KEY: ${admin.problem}`);
+  else if (tenantDigests.has(admin.digest)) {
     issues.push('MEMFLEET_ADMIN_KEY: must differ from every tenant key');
   }
-  const dashboardKeys = (e.MEMFLEET_DASHBOARD_KEYS ?? '')
+  const dashboardKeyDigests: string[] = [];
+  (e.MEMFLEET_DASHBOARD_KEYS ?? '')
     .split(',')
     .map((k) => k.trim())
-    .filter((k) => k !== '');
-  dashboardKeys.forEach((key, i) => {
-    if (key.length < 16) {
-      issues.push(`MEMFLEET_DASHBOARD_KEYS: key ${i + 1} must be at least 16 characters`);
-    } else if (key === e.MEMFLEET_ADMIN_KEY || apiKeys.some((k) => k.key === key)) {
-      issues.push(
-        `MEMFLEET_DASHBOARD_KEYS: key ${i + 1} must differ from the admin and tenant keys`,
-      );
-    }
-  });
+    .filter((k) => k !== '')
+    .forEach((spec, i) => {
+      const key = parseKeySpec(spec);
+      if ('problem' in key) {
+        issues.push(`MEMFLEET_DASHBOARD_KEYS: key ${i + 1}: ${key.problem}`);
+      } else if (key.digest === adminKeyDigest || tenantDigests.has(key.digest)) {
+        issues.push(
+          `MEMFLEET_DASHBOARD_KEYS: key ${i + 1} must differ from the admin and tenant keys`,
+        );
+      } else {
+        dashboardKeyDigests.push(key.digest);
+      }
+    });
   if (e.WORKER_BACKEND_TIMEOUT_MS >= e.WORKER_LOCK_DURATION_MS) {
     issues.push('WORKER_BACKEND_TIMEOUT_MS: must be below WORKER_LOCK_DURATION_MS');
   }
@@ -299,8 +312,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     memoryBackend: e.MEMORY_BACKEND,
     memoryMode,
     apiKeys,
-    adminKey: e.MEMFLEET_ADMIN_KEY,
-    dashboardKeys,
+    adminKeyDigest,
+    dashboardKeyDigests,
+    rateLimits: {
+      enqueue: { perSecond: e.RATE_LIMIT_ENQUEUE_PER_S, burst: e.RATE_LIMIT_ENQUEUE_BURST },
+      read: { perSecond: e.RATE_LIMIT_READ_PER_S, burst: e.RATE_LIMIT_READ_BURST },
+    },
     readCanaryPercent: e.READ_CANARY_PERCENT,
     readBudgetMs: e.READ_BUDGET_MS,
     api: { port: e.API_PORT, host: e.API_HOST, bodyLimitBytes: e.API_BODY_LIMIT_BYTES },

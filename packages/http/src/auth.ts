@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
-import type { ApiKeyEntry } from '@memfleet/config/load-config';
+import type { ApiKeyEntry, KeyScope } from '@memfleet/config/load-config';
 import { HttpError } from './http-error.ts';
 
 const sha256 = (value: string): Buffer => createHash('sha256').update(value).digest();
@@ -8,10 +8,13 @@ const sha256 = (value: string): Buffer => createHash('sha256').update(value).dig
 /** The caller a request was authenticated as. */
 export interface Principal {
   tenant: string;
+  scopes: readonly KeyScope[];
 }
 
 /** Checks bearer keys against tenants and the admin key. Keys are held only as SHA-256 digests. */
 export interface Authenticator {
+  /** The tenant and scopes of a presented key, or undefined. */
+  principalOf(key: string): Principal | undefined;
   /** The tenant of a presented key, or undefined. */
   tenantOf(key: string): string | undefined;
   /** Whether the presented key is the admin key. */
@@ -20,18 +23,27 @@ export interface Authenticator {
   isDashboardViewer(key: string): boolean;
 }
 
-/** Builds the key table from the configuration. */
+/**
+ * Builds the key table from the configuration: tenant entries (digests and scopes), the hex digest
+ * of the admin key and those of the dashboard keys.
+ */
 export function createAuthenticator(
   apiKeys: readonly ApiKeyEntry[],
-  adminKey: string,
-  dashboardKeys: readonly string[] = [],
+  adminKeyDigest: string,
+  dashboardKeyDigests: readonly string[] = [],
 ): Authenticator {
-  const byDigest = new Map(apiKeys.map((k) => [sha256(k.key).toString('hex'), k.tenant]));
-  const adminDigest = sha256(adminKey);
-  const viewerDigests = new Set(dashboardKeys.map((k) => sha256(k).toString('hex')));
+  const byDigest = new Map<string, Principal>(
+    apiKeys.map((k) => [k.digest, { tenant: k.tenant, scopes: k.scopes }]),
+  );
+  const adminDigest = Buffer.from(adminKeyDigest, 'hex');
+  if (adminDigest.length !== 32) throw new Error('admin key digest: expected 64 hex digits');
+  const viewerDigests = new Set(dashboardKeyDigests);
+  // The lookups are by digest, so timing depends on the digest, never on how much of a key matched.
+  const principalOf = (key: string): Principal | undefined =>
+    byDigest.get(sha256(key).toString('hex'));
   return {
-    // The lookup is by digest, so timing depends on the digest, never on how much of a key matched.
-    tenantOf: (key) => byDigest.get(sha256(key).toString('hex')),
+    principalOf,
+    tenantOf: (key) => principalOf(key)?.tenant,
     isAdmin: (key) => timingSafeEqual(sha256(key), adminDigest),
     isDashboardViewer: (key) => viewerDigests.has(sha256(key).toString('hex')),
   };
@@ -53,20 +65,30 @@ function basicPassword(req: Request): string | undefined {
   return colon < 0 ? undefined : decoded.slice(colon + 1);
 }
 
-/** Requires a tenant key; sets `res.locals.principal`. */
-export function requireTenant(auth: Authenticator) {
+/**
+ * Requires a tenant key with `scope`; sets `res.locals.principal`. No or an unknown key is a 401,
+ * a key without the scope (or the admin or a dashboard key) a 403.
+ */
+export function requireTenant(auth: Authenticator, scope: KeyScope) {
   return (req: Request, res: Response, next: NextFunction): void => {
     const key = bearer(req);
     if (key === undefined) {
       next(new HttpError(401, 'unauthorized', 'Authorization: Bearer <api key> required'));
       return;
     }
-    const tenant = auth.tenantOf(key);
-    if (tenant === undefined) {
-      next(new HttpError(401, 'unauthorized', 'unknown API key'));
+    const principal = auth.principalOf(key);
+    if (principal === undefined) {
+      next(
+        auth.isAdmin(key) || auth.isDashboardViewer(key)
+          ? new HttpError(403, 'forbidden', 'a tenant API key is required here, not an admin key')
+          : new HttpError(401, 'unauthorized', 'unknown API key'),
+      );
       return;
     }
-    const principal: Principal = { tenant };
+    if (!principal.scopes.includes(scope)) {
+      next(new HttpError(403, 'forbidden', `API key lacks the ${scope} scope`));
+      return;
+    }
     res.locals.principal = principal;
     next();
   };
@@ -83,13 +105,12 @@ export function requireAdmin(auth: Authenticator) {
       next();
       return;
     }
+    const known =
+      key !== undefined && (auth.tenantOf(key) !== undefined || auth.isDashboardViewer(key));
     next(
-      new HttpError(
-        key === undefined || auth.tenantOf(key) === undefined ? 401 : 403,
-        key === undefined || auth.tenantOf(key) === undefined ? 'unauthorized' : 'forbidden',
-        'admin key required',
-        { 'www-authenticate': 'Basic realm="memfleet admin", charset="UTF-8"' },
-      ),
+      new HttpError(known ? 403 : 401, known ? 'forbidden' : 'unauthorized', 'admin key required', {
+        'www-authenticate': 'Basic realm="memfleet admin", charset="UTF-8"',
+      }),
     );
   };
 }
@@ -124,6 +145,44 @@ export function requireDashboard(auth: Authenticator) {
         known ? 'forbidden' : 'unauthorized',
         'admin or dashboard key required',
         { 'www-authenticate': 'Basic realm="memfleet admin", charset="UTF-8"' },
+      ),
+    );
+  };
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * Refuses cross-site requests that change state while riding a browser's basic-auth credentials:
+ * a POST, PUT, PATCH or DELETE authenticated by basic auth must come from the same origin
+ * (`Sec-Fetch-Site` `same-origin` or `none` when sent, and an `Origin` whose host is the request's
+ * `Host` when sent). A bearer token is never sent by a browser on its own, so bearer requests pass.
+ */
+export function requireSameOriginForBasicAuth() {
+  return (req: Request, _res: Response, next: NextFunction): void => {
+    if (SAFE_METHODS.has(req.method) || bearer(req) !== undefined) {
+      next();
+      return;
+    }
+    const site = req.headers['sec-fetch-site'];
+    const origin = req.headers.origin;
+    let sameHost = true;
+    if (origin !== undefined) {
+      try {
+        sameHost = origin !== 'null' && new URL(origin).host === req.headers.host;
+      } catch {
+        sameHost = false;
+      }
+    }
+    if ((site === undefined || site === 'same-origin' || site === 'none') && sameHost) {
+      next();
+      return;
+    }
+    next(
+      new HttpError(
+        403,
+        'csrf_rejected',
+        'Origin: a cross-site request may not change the dashboard; use the same origin or a bearer admin key',
       ),
     );
   };
