@@ -271,3 +271,46 @@ describe('api security: keys, scopes, tenant isolation, headers, CSRF (real Redi
     });
   });
 });
+
+describe('api security: per-tenant rate limits (real Redis and Postgres)', () => {
+  let fixture: TestApi;
+
+  before(async () => {
+    fixture = await startTestApi({
+      RATE_LIMIT_ENQUEUE_PER_S: '2',
+      RATE_LIMIT_ENQUEUE_BURST: '0',
+      RATE_LIMIT_READ_PER_S: '1000',
+    });
+  });
+
+  after(() => fixture.stop());
+
+  const post = (key: string, id: string) =>
+    request(fixture.api.url)
+      .post(`/v1/threads/flood/messages`)
+      .set('authorization', `Bearer ${key}`)
+      .send({ user_id: 'u1', messages: [{ client_message_id: id, role: 'user', content: 'hi' }] });
+
+  it('answers 429 with Retry-After to the tenant over its limit, and not to another tenant', async () => {
+    const flood = await Promise.all(Array.from({ length: 12 }, (_, i) => post(ACME, `f-${i}`)));
+    const limited = flood.filter((r) => r.status === 429);
+    expect(limited.length).to.be.greaterThan(0);
+    expect(flood.every((r) => r.status === 202 || r.status === 429)).to.equal(true);
+    for (const res of limited) {
+      expect(Number(res.headers['retry-after'])).to.be.at.least(1);
+      expect((res.body as ErrorBody).error.code).to.equal('rate_limited');
+      expect((res.body as ErrorBody).error.message).to.match(
+        /^tenant acme: over the enqueue limit/,
+      );
+    }
+    const other = await post(GLOBEX, 'g-1');
+    expect(other.status).to.equal(202);
+    const metrics = await request(fixture.api.url).get('/metrics');
+    expect(metrics.text).to.match(
+      /memfleet_rate_limited_requests_total\{limit="enqueue",tenant="acme",process="api"\} [1-9]/,
+    );
+    expect(metrics.text).not.to.match(/memfleet_rate_limited_requests_total\{[^}]*tenant="globex"/);
+    const keys = await fixture.redis.keys(`${fixture.prefix}:rl:*`);
+    expect(keys.every((k) => k.startsWith(`${fixture.prefix}:rl:enqueue:`))).to.equal(true);
+  });
+});
