@@ -16,6 +16,7 @@ import type { ContextAnswer } from './read-context.ts';
 
 const ACME = 'acme-key-0123456789abcdef';
 const GLOBEX = 'globex-key-0123456789abc';
+const ACME_WRITE_ONLY = 'acme-write-only-0123456789';
 const ZEP_KEY = 'zep-reader-key';
 const ref = { tenant: 'acme', userId: 'u1', threadId: 't1' };
 
@@ -56,7 +57,7 @@ describe('reader: context within the budget (Zep emulator, real Redis)', functio
       REDIS_KEY_PREFIX: prefix,
       // The zep backend never touches Postgres; the reader's pool connects only on use.
       DATABASE_URL: 'postgres://nobody@127.0.0.1:9/none',
-      MEMFLEET_API_KEYS: `acme:${ACME},globex:${GLOBEX}`,
+      MEMFLEET_API_KEYS: `acme:${ACME},globex:${GLOBEX},acme:${ACME_WRITE_ONLY}:write`,
       MEMFLEET_ADMIN_KEY: 'admin-key-0123456789abcdef',
       MEMORY_BACKEND: 'zep',
       ZEP_API_URL: emu.url,
@@ -229,6 +230,11 @@ describe('reader: context within the budget (Zep emulator, real Redis)', functio
     expect(missing.status).to.equal(400);
     expect(JSON.stringify(missing.body)).to.include('user_id: required');
     expect((await read('t1', '?user_id=u1', 'not-a-key-0123456789')).status).to.equal(401);
+    const writeOnly = await read('t1', '?user_id=u1', ACME_WRITE_ONLY);
+    expect(writeOnly.status).to.equal(403);
+    expect(JSON.stringify(writeOnly.body)).to.include('API key lacks the read scope');
+    const admin = await read('t1', '?user_id=u1', 'admin-key-0123456789abcdef');
+    expect(admin.status).to.equal(403);
     expect(contextCalls()).to.have.length(0);
   });
 });
