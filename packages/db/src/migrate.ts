@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { runner } from 'node-pg-migrate';
+import pg from 'pg';
 
 /** Folder of the SQL migrations (ledger and the postgres memory store). */
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../migrations', import.meta.url));
@@ -24,8 +25,25 @@ export async function migrate(
   options: MigrateOptions = {},
 ): Promise<string[]> {
   const log = options.log ?? (() => undefined);
+  // Our own client, ended and awaited here: node-pg-migrate does not wait for the end of one it
+  // opens itself, so a database dropped right after could still reach that socket.
+  const client = new pg.Client({ connectionString: databaseUrl });
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    return await runMigrations(client, options, log);
+  } finally {
+    await client.end();
+  }
+}
+
+async function runMigrations(
+  client: pg.Client,
+  options: MigrateOptions,
+  log: (line: string) => void,
+): Promise<string[]> {
   const ran = await runner({
-    databaseUrl,
+    dbClient: client,
     dir: MIGRATIONS_DIR,
     migrationsTable: MIGRATIONS_TABLE,
     direction: options.direction ?? 'up',
