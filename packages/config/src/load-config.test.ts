@@ -41,8 +41,8 @@ describe('loadConfig', () => {
     ]);
     expect(c.adminKeyDigest).to.equal(keyDigest('admin-key-0123456789abcdef'));
     expect(c.rateLimits).to.deep.equal({
-      enqueue: { perSecond: 200, burst: 400 },
-      read: { perSecond: 500, burst: 1000 },
+      enqueue: { perSecond: 1000, burst: 2000 },
+      read: { perSecond: 2000, burst: 4000 },
     });
   });
 
