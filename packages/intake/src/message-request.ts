@@ -2,6 +2,11 @@ import { z } from 'zod';
 import { boundedId as id, idSchema } from '@memfleet/http/ids';
 
 const METADATA_MAX_BYTES = 16 * 1024;
+/**
+ * Deepest nesting of objects and arrays inside `metadata` (the object itself is level 0): what
+ * redaction walks (`redactDeep` replaces anything deeper with `[Truncated]`).
+ */
+const METADATA_MAX_DEPTH = 20;
 /** Most messages in one request. */
 export const MAX_MESSAGES_PER_REQUEST = 100;
 
@@ -21,10 +26,21 @@ export function messageSchema(contentMaxChars: number) {
         .optional(),
       metadata: z
         .record(z.string().max(128), z.unknown())
-        .refine(
-          (v) => Buffer.byteLength(JSON.stringify(v)) <= METADATA_MAX_BYTES,
-          `must be at most ${METADATA_MAX_BYTES} bytes as JSON`,
-        )
+        .superRefine((v, ctx) => {
+          // Checked first and without recursion: JSON.stringify of a deeply nested body would
+          // overflow the stack.
+          if (nestedDeeperThan(v, METADATA_MAX_DEPTH)) {
+            ctx.addIssue({
+              code: 'custom',
+              message: `must be nested at most ${METADATA_MAX_DEPTH} levels deep`,
+            });
+          } else if (Buffer.byteLength(JSON.stringify(v)) > METADATA_MAX_BYTES) {
+            ctx.addIssue({
+              code: 'custom',
+              message: `must be at most ${METADATA_MAX_BYTES} bytes as JSON`,
+            });
+          }
+        })
         .optional(),
     })
     .strict();
@@ -54,4 +70,16 @@ export function describeIssues(error: z.ZodError): { message: string; fields: st
     return `${path === '' ? 'body' : path}: ${i.message}${keys}`;
   });
   return { message: fields[0] ?? 'invalid request', fields };
+}
+
+/** Whether an object or array sits more than `max` levels below `value`, found without recursion. */
+function nestedDeeperThan(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
+    const [v, depth] = top;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth > max) return true;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return false;
 }

@@ -137,6 +137,18 @@ describe('redact', () => {
     });
   });
 
+  describe('cards next to other numbers', () => {
+    it('finds a card followed by a dotted phone number', () => {
+      expect(redact('4000000000000002 212.220.0000 a').text).to.equal('[CARD] [PHONE] a');
+    });
+
+    it('keeps an order number followed by a date', () => {
+      for (const text of ['ORD-67665 2002-01-16', 'order #422340 2089-07-24T00:00:00Z']) {
+        expect(redact(text).text).to.equal(text);
+      }
+    });
+  });
+
   describe('look-alikes', () => {
     for (const text of [
       'It costs $1,299.99 today',

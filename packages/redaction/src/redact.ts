@@ -147,18 +147,23 @@ function redactCards(text: string, counts: RedactionCounts): string {
   let last = 0;
   CARD_RUN_RE.lastIndex = 0;
   for (let m = CARD_RUN_RE.exec(text); m !== null; m = CARD_RUN_RE.exec(text)) {
-    const start = m.index;
-    const end = start + m[0].length;
-    // A leading "+" makes it an international phone number; a neighbouring "1,2" / "3.4" makes it
-    // part of a decimal or thousands-separated amount.
+    let start = m.index;
+    let end = start + m[0].length;
+    // A leading "+" makes it an international phone number.
     if (text[start - 1] === '+') continue;
-    if (
-      (isSeparatorOfNumber(text, start - 1) && isDigitAt(text, start - 2)) ||
-      (isSeparatorOfNumber(text, end) && isDigitAt(text, end + 1))
-    ) {
-      continue;
+    // A neighbouring "1,2" / "3.4" makes the group next to it part of a decimal or
+    // thousands-separated amount (or of a dotted phone number); the rest of the run may still
+    // hold a card ("4111111111111111 212.555.0100").
+    if (isSeparatorOfNumber(text, start - 1) && isDigitAt(text, start - 2)) {
+      while (start < end && isDigitAt(text, start)) start++;
+      start++;
     }
-    for (const [s, e] of cardSpans(m[0])) {
+    if (isSeparatorOfNumber(text, end) && isDigitAt(text, end + 1)) {
+      while (end > start && isDigitAt(text, end - 1)) end--;
+      end--;
+    }
+    if (end - start < MIN_CARD_DIGITS) continue;
+    for (const [s, e] of cardSpans(text.slice(start, end))) {
       out += text.slice(last, start + s) + PLACEHOLDER.card;
       last = start + e;
       counts.card++;
@@ -174,22 +179,29 @@ function isSeparatorOfNumber(text: string, i: number): boolean {
 }
 
 /**
- * Card spans (offsets into `run`). The whole run is a card if it has 13–19 digits and passes
- * Luhn. Otherwise a card may sit next to unrelated numbers ("qty 2 4111 1111 1111 1111"), so
+ * Card spans (offsets into `run`). The whole run is a card if it has 13–19 digits, no group of
+ * fewer than 3, and passes Luhn. Otherwise a card may sit next to unrelated numbers ("qty 2 4111 1111 1111 1111"), so
  * consecutive groups are tried too, but only when they are grouped the way cards are printed
  * (a first group of 4, then groups of 3–6) or form one unbroken 13–19 digit group; anything looser
  * would turn lists of small numbers into false positives.
  */
 function cardSpans(run: string): [number, number][] {
-  const compact = run.replace(/[ -]/g, '');
-  if (compact.length <= MAX_CARD_DIGITS && luhnValid(compact)) return [[0, run.length]];
-
   const groups: { start: number; end: number }[] = [];
   for (let i = 0; i < run.length;) {
     let j = i;
     while (j < run.length && isDigitAt(run, j)) j++;
     groups.push({ start: i, end: j });
     i = j + 1;
+  }
+  // Cards are never printed with groups of one or two digits; those are dates, times or counts
+  // next to some other number ("order 422340 2089-07-24").
+  const compact = run.replace(/[ -]/g, '');
+  if (
+    compact.length <= MAX_CARD_DIGITS &&
+    groups.every((g) => g.end - g.start >= 3) &&
+    luhnValid(compact)
+  ) {
+    return [[0, run.length]];
   }
   if (groups.length === 1) return [];
 
