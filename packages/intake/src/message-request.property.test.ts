@@ -98,6 +98,23 @@ describe('messagesRequestSchema (properties)', () => {
       }),
       { numRuns: 100 },
     );
+    fc.assert(
+      fc.property(
+        hostileKey.filter((k) => k.length > 8),
+        fc.nat(19),
+        (key, depth) => {
+          const inner = `{${JSON.stringify(key)}:{"polluted":true}}`;
+          const metadata = '{"a":'.repeat(depth) + inner + '}'.repeat(depth);
+          const body = JSON.parse(
+            `{"user_id":"u1","messages":[{"client_message_id":"m","role":"user","content":"x","metadata":${metadata}}]}`,
+          ) as unknown;
+          expect(fieldsOf(body)).to.deep.equal([
+            `messages[0].metadata: must not hold the key ${key} at any level`,
+          ]);
+        },
+      ),
+      { numRuns: 50 },
+    );
     expect(Object.keys(Object.prototype)).to.deep.equal([]);
   });
 

@@ -7,6 +7,8 @@ const METADATA_MAX_BYTES = 16 * 1024;
  * redaction walks (`redactDeep` replaces anything deeper with `[Truncated]`).
  */
 const METADATA_MAX_DEPTH = 20;
+/** Metadata keys that would set or shadow an object's prototype when copied. */
+const PROTOTYPE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 /** Most messages in one request. */
 export const MAX_MESSAGES_PER_REQUEST = 100;
 
@@ -25,22 +27,21 @@ export function messageSchema(contentMaxChars: number) {
         .datetime({ offset: true, error: 'must be an ISO-8601 date-time' })
         .optional(),
       metadata: z
-        .record(z.string().max(128), z.unknown())
+        .unknown()
+        // Checked on the body as parsed, without recursion: JSON.stringify of a deeply nested
+        // value would overflow the stack, and the record below drops a `__proto__` key silently.
         .superRefine((v, ctx) => {
-          // Checked first and without recursion: JSON.stringify of a deeply nested body would
-          // overflow the stack.
-          if (nestedDeeperThan(v, METADATA_MAX_DEPTH)) {
-            ctx.addIssue({
-              code: 'custom',
-              message: `must be nested at most ${METADATA_MAX_DEPTH} levels deep`,
-            });
-          } else if (Buffer.byteLength(JSON.stringify(v)) > METADATA_MAX_BYTES) {
-            ctx.addIssue({
-              code: 'custom',
-              message: `must be at most ${METADATA_MAX_BYTES} bytes as JSON`,
-            });
-          }
+          const problem = rawMetadataProblem(v);
+          if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
         })
+        .pipe(
+          z
+            .record(z.string().max(128), z.unknown())
+            .refine(
+              (v) => Buffer.byteLength(JSON.stringify(v)) <= METADATA_MAX_BYTES,
+              `must be at most ${METADATA_MAX_BYTES} bytes as JSON`,
+            ),
+        )
         .optional(),
     })
     .strict();
@@ -72,14 +73,24 @@ export function describeIssues(error: z.ZodError): { message: string; fields: st
   return { message: fields[0] ?? 'invalid request', fields };
 }
 
-/** Whether an object or array sits more than `max` levels below `value`, found without recursion. */
-function nestedDeeperThan(value: unknown, max: number): boolean {
+/**
+ * What is wrong with `value` as metadata before it is copied: objects or arrays nested more than
+ * {@link METADATA_MAX_DEPTH} levels below it, or a key in {@link PROTOTYPE_KEYS} at any level.
+ */
+function rawMetadataProblem(value: unknown): string | undefined {
   const stack: [unknown, number][] = [[value, 0]];
   for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
     const [v, depth] = top;
     if (typeof v !== 'object' || v === null) continue;
-    if (depth > max) return true;
-    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+    if (depth > METADATA_MAX_DEPTH) {
+      return `must be nested at most ${METADATA_MAX_DEPTH} levels deep`;
+    }
+    for (const key of Object.keys(v)) {
+      if (!Array.isArray(v) && PROTOTYPE_KEYS.has(key)) {
+        return `must not hold the key ${key} at any level`;
+      }
+      stack.push([(v as Record<string, unknown>)[key], depth + 1]);
+    }
   }
-  return false;
+  return undefined;
 }
