@@ -91,6 +91,16 @@ export function errorHandler(options: {
         status = 415;
         code = 'unsupported_media_type';
         message = 'body: unsupported encoding';
+      } else if (err instanceof URIError) {
+        // The router could not percent-decode a path parameter ("/v1/threads/%ZZ/messages").
+        status = 400;
+        code = 'invalid_request';
+        message = 'path: not valid percent-encoding';
+      } else if (isBodyReadError(err)) {
+        // The body parser's own client errors without a type, e.g. a gzip body that is not gzip.
+        status = 400;
+        code = 'invalid_body';
+        message = 'body: could not be decoded';
       } else {
         options.logger.error('request failed', {
           requestId: res.getHeader('x-request-id'),
@@ -105,6 +115,13 @@ export function errorHandler(options: {
     }
     res.status(status).json({ error: { code, message, ...(fields ? { fields } : {}) } });
   };
+}
+
+/** An error the body parser raised for the client's body (http-errors with a 4xx status). */
+function isBodyReadError(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const { status, expose } = err as { status?: unknown; expose?: unknown };
+  return expose === true && typeof status === 'number' && status >= 400 && status < 500;
 }
 
 /** `GET /healthz` (alive), `/readyz` (`checkReady` resolves) and `/metrics` (Prometheus text). */
