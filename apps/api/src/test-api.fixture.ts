@@ -4,6 +4,7 @@ import { loadConfig } from '@memfleet/config/load-config';
 import { migrate } from '@memfleet/db/migrate';
 import { createLogger } from '@memfleet/logger/create-logger';
 import { createTestDatabase, testRedisUrl, uniquePrefix } from '@memfleet/testing/fixtures';
+import { dumpRedisPrefix } from '@memfleet/testing/store-dump';
 import { startApi, type ApiRuntime } from './api-runtime.ts';
 
 /** Keys of the test API's two tenants and its admin. */
@@ -16,7 +17,7 @@ export interface TestApi {
   api: ApiRuntime;
   redis: Redis;
   prefix: string;
-  /** Deletes every key of this API's prefix. */
+  /** Deletes every key of this API's prefix (kept for the PII scan first, see store-dump.ts). */
   clearRedis(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -38,6 +39,7 @@ export async function startTestApi(env: Record<string, string> = {}): Promise<Te
   const api = await startApi(config, createLogger({ service: 'api', stream: new PassThrough() }));
   const redis = new Redis(await testRedisUrl());
   const clearRedis = async () => {
+    await dumpRedisPrefix(redis, prefix);
     const keys = await redis.keys(`${prefix}*`);
     if (keys.length > 0) await redis.del(...keys);
   };

@@ -7,6 +7,7 @@ import { parseRedisTarget } from '@memfleet/redis/redis-target';
 import { startAppProcess, type AppProcess } from '@memfleet/testing/app-process';
 import { createTestDatabase, testRedisUrl, uniquePrefix } from '@memfleet/testing/fixtures';
 import { httpRequestJson } from '@memfleet/testing/http-request';
+import { dumpRedisPrefix } from '@memfleet/testing/store-dump';
 import { waitFor } from '@memfleet/testing/wait-for';
 
 export { waitFor };
@@ -232,6 +233,8 @@ export class Fleet {
     await Promise.all(this.workers.map((w) => w.stop(15_000)));
     await this.reader?.stop(15_000);
     await this.api.stop(15_000);
+    // Kept for the PII scan when MEMFLEET_TEST_LOG_DIR is set, as the database is by drop().
+    await dumpRedisPrefix(this.redis, this.prefix);
     for (const node of this.redisNodes()) {
       const keys = await node.keys(`${this.prefix}*`);
       if (keys.length > 0) await node.del(...keys);

@@ -4,6 +4,7 @@ import { HttpError } from '@memfleet/http/http-error';
 import { createDrainQueue, type DrainQueue } from '@memfleet/jobs/thread-drain';
 import { createOutbox, type Outbox } from '@memfleet/outbox/outbox';
 import { testRedisUrl, uniquePrefix } from '@memfleet/testing/fixtures';
+import { dumpRedisPrefix } from '@memfleet/testing/store-dump';
 import { createMessageIntake, type IntakeCounter } from './accept-messages.ts';
 
 /** Counts what the intake reports, per label value. */
@@ -33,6 +34,7 @@ describe('message intake (real Redis)', () => {
 
   afterEach(async () => {
     await queue.close();
+    await dumpRedisPrefix(redis, prefix);
     const keys = await redis.keys(`${prefix}*`);
     if (keys.length > 0) await redis.del(...keys);
     await redis.quit();

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { startPostgres, type PostgresServer } from './postgres-server.ts';
 import { startRedis, type RedisServer } from './redis-server.ts';
+import { dumpDatabase } from './store-dump.ts';
 import { withPgClient } from './with-pg-client.ts';
 
 interface FixtureState {
@@ -63,15 +64,28 @@ export async function testDatabaseUrl(): Promise<string> {
 export interface TestDatabase {
   /** Connection URL of the new database. */
   readonly url: string;
-  /** Terminates its connections and drops it. Idempotent. */
+  /**
+   * Terminates its connections and drops it. Idempotent. When `MEMFLEET_TEST_LOG_DIR` is set, every
+   * row of its public tables is first written to `pg-<name>.dump` there for the PII scan
+   * (store-dump.ts), unless the database was created with `scan: false`.
+   */
   drop(): Promise<void>;
+}
+
+/** Options of {@link createTestDatabase}. */
+export interface TestDatabaseOptions {
+  /**
+   * False for a database a test fills with raw personal data on purpose, without going through
+   * the API's redaction: its rows are then left out of the PII scan. Default true.
+   */
+  scan?: boolean;
 }
 
 /**
  * Creates an empty database with a random name on the {@link testDatabaseUrl} server. No
  * connection is kept open: each call and `drop()` use a short-lived admin connection.
  */
-export async function createTestDatabase(): Promise<TestDatabase> {
+export async function createTestDatabase(options: TestDatabaseOptions = {}): Promise<TestDatabase> {
   const adminUrl = await testDatabaseUrl();
   const name = `memfleet_test_${randomBytes(6).toString('hex')}`;
   await withPgClient(adminUrl, (c) => c.query(`create database "${name}"`));
@@ -81,13 +95,16 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   return {
     url: url.toString(),
     drop() {
-      dropping ??= withPgClient(adminUrl, async (c) => {
-        await c.query(
-          'select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()',
-          [name],
-        );
-        await c.query(`drop database if exists "${name}"`);
-      });
+      dropping ??= (async () => {
+        if (options.scan !== false) await dumpDatabase(url.toString(), name);
+        await withPgClient(adminUrl, async (c) => {
+          await c.query(
+            'select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()',
+            [name],
+          );
+          await c.query(`drop database if exists "${name}"`);
+        });
+      })();
       return dropping;
     },
   };

@@ -13,7 +13,7 @@ describe('log scan', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('names the file and line of every email, phone and card number, and passes redacted lines', async () => {
+  it('names the file and line of every email, phone and card number in logs and store dumps, and passes redacted lines', async () => {
     await writeFile(
       join(dir, 'api-1.log'),
       [
@@ -25,12 +25,20 @@ describe('log scan', () => {
       join(dir, 'worker-2.log'),
       'ok line\ncall +1 415 555 0100 now\ncard 4111 1111 1111 1111\n',
     );
+    await writeFile(
+      join(dir, 'redis-_t1_.dump'),
+      [
+        '{"key":"{t1}:msg:acme:m1","type":"hash","value":{"body":"{\\"content\\":\\"[EMAIL]\\"}"}}',
+        '{"table":"memory_messages","row":{"content":"write to bob@example.org"}}',
+      ].join('\n'),
+    );
     await writeFile(join(dir, 'ignored.txt'), 'ann@example.com');
     const result = await scanLogs(dir);
-    expect(result.files).to.equal(2);
-    expect(result.lines).to.equal(5);
+    expect(result.logs).to.deep.equal({ files: 2, lines: 5 });
+    expect(result.dumps).to.deep.equal({ files: 1, lines: 2 });
     expect(result.findings).to.deep.equal([
       { file: 'api-1.log', line: 2, types: ['email'] },
+      { file: 'redis-_t1_.dump', line: 2, types: ['email'] },
       { file: 'worker-2.log', line: 2, types: ['phone'] },
       { file: 'worker-2.log', line: 3, types: ['card'] },
     ]);

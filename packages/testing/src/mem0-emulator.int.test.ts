@@ -76,7 +76,8 @@ describe('mem0 emulator (through mem0ai MemoryClient)', () => {
   });
 
   async function start(options: Mem0EmulatorOptions = {}) {
-    const emu = await startMem0Emulator(options);
+    // Called directly with personal data, not through memfleet: left out of the PII scan.
+    const emu = await startMem0Emulator({ ...options, scan: false });
     open.push(emu);
     const client = new mem0.MemoryClient({ apiKey: KEY, host: emu.url });
     // The constructor pings in the background; let that finish so it cannot outlive the test.
@@ -477,7 +478,7 @@ describe('mem0 emulator (through mem0ai MemoryClient)', () => {
 
   describe('the OSS server routes', () => {
     it('adds synchronously, lists, gets, searches and deletes with X-API-Key', async () => {
-      const emu = await startMem0Emulator();
+      const emu = await startMem0Emulator({ scan: false });
       open.push(emu);
       const oss = (path: string, init: { method?: string; body?: unknown } = {}) =>
         raw(`${emu.url}${path}`, { ...init, headers: { 'x-api-key': KEY } });

@@ -8,6 +8,7 @@ import {
   statusText,
   Timers,
 } from './emulator-server.ts';
+import { writeStoreDump } from './store-dump.ts';
 import type {
   Answer,
   Arrival,
@@ -40,6 +41,12 @@ export interface Mem0EmulatorOptions extends EmulatorListenOptions {
    * `'failed'` with the thrown message. Default: always `'succeeded'`.
    */
   outcome?: (payload: Readonly<Record<string, unknown>>) => Mem0AddOutcome;
+  /**
+   * False for an emulator a test fills with raw personal data on purpose (calling it directly, not
+   * through memfleet): close() then writes no dump of its store for the PII scan. Default true:
+   * when `MEMFLEET_TEST_LOG_DIR` is set, close() first writes what it stores to `mem0-<port>.dump`.
+   */
+  scan?: boolean;
 }
 
 /** The entity ids that scope a memory. */
@@ -822,6 +829,15 @@ export async function startMem0Emulator(options: Mem0EmulatorOptions = {}): Prom
   return {
     url: server.origin,
     ...server.api,
+    close: async () => {
+      if (options.scan !== false) {
+        await writeStoreDump(`mem0-${String(server.api.port)}`, [
+          ...store.memories.map((memory) => ({ memory })),
+          ...[...store.events.values()].map((event) => ({ event })),
+        ]);
+      }
+      await server.api.close();
+    },
     memories: (filter = {}) => store.memories.filter((m) => inScope(m, filter)).map(copyMemory),
     events: () => [...store.events.values()].map((e) => structuredClone(e)),
     setEventLagMs: (ms) => {

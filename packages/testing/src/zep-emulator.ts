@@ -9,6 +9,7 @@ import {
   TEXT_TYPE,
   Timers,
 } from './emulator-server.ts';
+import { writeStoreDump } from './store-dump.ts';
 import type {
   Accepted,
   Answer,
@@ -41,6 +42,12 @@ export interface ZepEmulatorOptions extends EmulatorListenOptions {
    * the minute); `undefined` = unlimited. Over the limit → 429 like Zep's. Default `undefined`.
    */
   rateLimitPerMinute?: number;
+  /**
+   * False for an emulator a test fills with raw personal data on purpose (calling it directly, not
+   * through memfleet): close() then writes no dump of its store for the PII scan. Default true:
+   * when `MEMFLEET_TEST_LOG_DIR` is set, close() first writes what it stores to `zep-<port>.dump`.
+   */
+  scan?: boolean;
 }
 
 /** A message as the emulator stores it. */
@@ -288,6 +295,15 @@ class ZepProject {
   private readonly tasks = new Map<string, TaskRecord>();
   private nextSeq = 1;
   private nextUserId = 1;
+
+  /** Everything stored, one item per user, thread (with its messages) and graph episode. */
+  dumpItems(): unknown[] {
+    return [
+      ...[...this.users.values()].map((user) => ({ user })),
+      ...[...this.threads.values()].map((thread) => ({ thread })),
+      ...this.episodes.map((episode) => ({ episode })),
+    ];
+  }
 
   constructor(
     private readonly limits: Limits,
@@ -805,6 +821,12 @@ export async function startZepEmulator(options: ZepEmulatorOptions = {}): Promis
   return {
     url: `${server.origin}${API_PREFIX}`,
     ...server.api,
+    close: async () => {
+      if (options.scan !== false) {
+        await writeStoreDump(`zep-${String(server.api.port)}`, project.dumpItems());
+      }
+      await server.api.close();
+    },
     threadMessages: (threadId) => project.threads.get(threadId)?.messages.map(storedMessage) ?? [],
     threadIds: () => [...project.threads.keys()],
     userIds: () => [...project.users.keys()],
