@@ -144,8 +144,7 @@ describe('corrupt jobs injected straight into Redis (fleet on postgres)', functi
     // error" and carries on; the hash never reaches the drain (no message is touched).
     await waitFor(
       'the worker reported the raw job',
-      async () =>
-        (fleet.workers[0]?.lines() ?? []).some((l) => l.includes('"message":"worker error"')),
+      () => (fleet.workers[0]?.lines() ?? []).some((l) => l.includes('"message":"worker error"')),
       30_000,
     );
     expect(await queue.getJobState(id)).to.not.equal('completed');
