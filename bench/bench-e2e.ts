@@ -1,0 +1,219 @@
+// `pnpm bench e2e`: messages per second from HTTP accept to `written` through the whole fleet (API
+// process, one worker process, default concurrency) with the postgres backend and with the Zep
+// emulator answering at once, against raw BullMQ in the same run: a Queue and a worker process
+// whose processor does nothing, at high concurrency, jobs added in bulk. Then the
+// enqueue-to-written latency (the ledger's accepted_at to written_at) at a steady 500 messages/s
+// with the Zep emulator taking 50 ms over every call.
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { startAppProcess } from '@memfleet/testing/app-process';
+import { testRedisUrl, uniquePrefix } from '@memfleet/testing/fixtures';
+import { waitFor } from '@memfleet/testing/wait-for';
+import { startZepEmulator, type ZepEmulator } from '@memfleet/testing/zep-emulator';
+import { Fleet, KEY } from '@memfleet/worker/fleet-harness';
+import { ZEP_KEY } from '@memfleet/worker/zep-fleet-env';
+import {
+  closedLoop,
+  openLoop,
+  percentiles,
+  round,
+  type Measure,
+  type ScenarioResult,
+} from './suite-lib.ts';
+
+const MESSAGES = Number(process.env.BENCH_E2E_MESSAGES ?? 6000);
+const THREADS = 300;
+const RATE = 500;
+const RATE_SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const NOOP_CONCURRENCY = 100;
+
+const message = (n: number, threads: number): string =>
+  JSON.stringify({
+    user_id: `u-${String(n % threads)}`,
+    messages: [
+      {
+        client_message_id: `m-${String(n)}`,
+        role: n % 2 === 0 ? 'user' : 'assistant',
+        content: `Turn ${String(n)}: can we move the check-in to 3pm? My number is (415) 555-2671.`,
+      },
+    ],
+  });
+const headers = { authorization: `Bearer ${KEY}` };
+const common = { RATE_LIMIT_ENQUEUE_PER_S: '0', RATE_LIMIT_READ_PER_S: '0' };
+
+/** Posts MESSAGES messages (50 connections) and waits until every one is written. */
+async function throughputRun(name: string, env: Record<string, string>): Promise<Measure> {
+  const fleet = new Fleet();
+  try {
+    await fleet.start({ ...common, ...env }, 1);
+    const t0 = Date.now();
+    const post = await closedLoop('post', {
+      url: fleet.apiUrl,
+      method: 'POST',
+      headers,
+      body: (n) => message(n, THREADS),
+      path: (n) => `/v1/threads/t-${String(n % THREADS)}/messages`,
+      connections: 50,
+      amount: MESSAGES,
+    });
+    await waitFor(
+      `${String(MESSAGES)} messages written`,
+      async () => (await fleet.ledgerCount('written')) >= MESSAGES,
+      120_000,
+      100,
+    );
+    const last = await fleet.pg.query<{ t: Date }>(
+      "SELECT max(written_at) AS t FROM ledger WHERE status = 'written'",
+    );
+    const seconds = ((last.rows[0]?.t.getTime() ?? Date.now()) - t0) / 1000;
+    return {
+      name,
+      throughput: round(MESSAGES / seconds),
+      unit: 'msg/s',
+      errors: post.errors ?? 0,
+      extra: {
+        messages: MESSAGES,
+        threads: THREADS,
+        seconds: round(seconds, 2),
+        accept_req_per_s: post.throughput,
+      },
+    };
+  } finally {
+    await fleet.stop();
+  }
+}
+
+/** Raw BullMQ: MESSAGES no-op jobs added in bulk, drained by one worker process. */
+async function bullmqRun(): Promise<Measure> {
+  const redisUrl = await testRedisUrl();
+  const prefix = uniquePrefix();
+  const name = 'bench-noop';
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  const queue = new Queue(name, { connection: redis, prefix });
+  const worker = startAppProcess('bench/sleep-worker.ts', {
+    name: 'noop-worker',
+    env: {
+      BENCH_REDIS_URL: redisUrl,
+      BENCH_PREFIX: prefix,
+      BENCH_QUEUE: name,
+      BENCH_CONCURRENCY: String(NOOP_CONCURRENCY),
+      BENCH_SLEEP_MS: '0',
+    },
+  });
+  try {
+    await worker.waitForLine(/"message":"sleep worker ready"/, 30_000);
+    const t0 = Date.now();
+    for (let i = 0; i < MESSAGES; i += 500) {
+      await queue.addBulk(
+        Array.from({ length: Math.min(500, MESSAGES - i) }, (_, j) => ({
+          name: 'noop',
+          data: { n: i + j },
+        })),
+      );
+    }
+    await waitFor(
+      `${String(MESSAGES)} no-op jobs completed`,
+      async () => (await queue.getCompletedCount()) >= MESSAGES,
+      120_000,
+      50,
+    );
+    const done = await queue.getJobs(['completed'], 0, -1);
+    const seconds = (Math.max(...done.map((j) => j.finishedOn ?? 0)) - t0) / 1000;
+    return {
+      name: 'raw BullMQ no-op jobs',
+      throughput: round(MESSAGES / seconds),
+      unit: 'msg/s',
+      extra: { jobs: MESSAGES, concurrency: NOOP_CONCURRENCY, seconds: round(seconds, 2) },
+    };
+  } finally {
+    await worker.stop(15_000);
+    await queue.obliterate({ force: true });
+    await queue.close();
+    await redis.quit();
+  }
+}
+
+/** A steady RATE messages/s for RATE_SECONDS into a fleet on a Zep emulator at 50 ms a call. */
+async function latencyRun(emu: ZepEmulator): Promise<Measure> {
+  emu.inject({ kind: 'delay', ms: 50, commit: 'after', times: Infinity });
+  const fleet = new Fleet();
+  const threads = 500;
+  try {
+    await fleet.start(
+      { ...common, MEMORY_BACKEND: 'zep', ZEP_API_URL: emu.url, ZEP_API_KEY: ZEP_KEY },
+      1,
+    );
+    const total = RATE * RATE_SECONDS;
+    const sent = await openLoop(
+      fleet.apiUrl,
+      (n) => `/v1/threads/l-${String(n % threads)}/messages`,
+      headers,
+      RATE,
+      RATE_SECONDS,
+      (n) => message(n, threads),
+    );
+    await waitFor(
+      `${String(total)} messages written`,
+      async () => (await fleet.ledgerCount('written')) >= sent.ok,
+      120_000,
+      200,
+    );
+    const rows = await fleet.pg.query<{ ms: string }>(
+      "SELECT extract(epoch FROM written_at - accepted_at) * 1000 AS ms FROM ledger WHERE status = 'written'",
+    );
+    return {
+      name: 'enqueue-to-written, 500 msg/s, Zep emulator at 50 ms',
+      throughput: sent.achieved,
+      unit: 'msg/s sent',
+      latency_ms: percentiles(rows.rows.map((r) => Number(r.ms))),
+      errors: sent.errors,
+      extra: { messages: total, threads, http_ms: percentiles(sent.ms) },
+    };
+  } finally {
+    await fleet.stop();
+  }
+}
+
+export async function benchE2e(): Promise<ScenarioResult> {
+  const emu = await startZepEmulator({ apiKeys: [ZEP_KEY] });
+  try {
+    const bullmq = await bullmqRun();
+    const pgRun = await throughputRun('fleet, postgres backend', {});
+    const zepRun = await throughputRun('fleet, Zep emulator at 0 ms', {
+      MEMORY_BACKEND: 'zep',
+      ZEP_API_URL: emu.url,
+      ZEP_API_KEY: ZEP_KEY,
+    });
+    const latency = await latencyRun(emu);
+    const ratioPg = pgRun.throughput / bullmq.throughput;
+    const ratioZep = zepRun.throughput / bullmq.throughput;
+    const p95 = latency.latency_ms?.p95 ?? Infinity;
+    return {
+      scenario: 'e2e',
+      measures: [pgRun, zepRun, bullmq, latency],
+      checks: [
+        {
+          target: 'fleet msg/s (postgres) >= 1.0x raw BullMQ no-op jobs/s',
+          measured: `${ratioPg.toFixed(2)}x`,
+          pass: ratioPg >= 1,
+        },
+        {
+          target: 'fleet msg/s (Zep emulator, 0 ms) >= 1.0x raw BullMQ no-op jobs/s',
+          measured: `${ratioZep.toFixed(2)}x`,
+          pass: ratioZep >= 1,
+        },
+        {
+          target: 'enqueue-to-written p95 <= 150 ms at 500 msg/s, emulator at 50 ms',
+          measured: `${String(p95)} ms (achieved ${String(latency.throughput)} msg/s)`,
+          pass: p95 <= 150 && latency.throughput >= RATE * 0.95,
+        },
+      ],
+      notes: [
+        `throughput: ${String(MESSAGES)} messages over ${String(THREADS)} threads, 1 per request, 50 connections, 1 worker process (default concurrency); the clock runs from the first request to the last written_at`,
+        `raw BullMQ: ${String(MESSAGES)} no-op jobs added in bulk (500 a call), 1 worker process at concurrency ${String(NOOP_CONCURRENCY)}; the clock runs from the first add to the last finishedOn`,
+      ],
+    };
+  } finally {
+    await emu.close();
+  }
+}
