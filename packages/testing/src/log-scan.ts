@@ -9,6 +9,16 @@ export interface LogFinding {
   types: PiiType[];
 }
 
+/**
+ * Machine values of the stores that the card detector would read as card numbers: millisecond
+ * timestamps (13 digits, starting with 1, not part of a longer digit group; BullMQ's and the
+ * outbox's times), UUIDs (hex groups joined by `-` can make a Luhn-valid digit run) and hex digests
+ * of 32 or more characters (dedupe ids). Masked in store dumps before scanning; no card number has
+ * these forms.
+ */
+const MACHINE_VALUES =
+  /(?<![\d\s-])1\d{12}(?![\d\s-])|\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b|\b[0-9a-f]{32,}\b/gi;
+
 /** Files and non-empty lines scanned, of one kind. */
 export interface ScanCount {
   files: number;
@@ -31,13 +41,14 @@ export async function scanLogs(
   const logs: ScanCount = { files: 0, lines: 0 };
   const dumps: ScanCount = { files: 0, lines: 0 };
   for (const name of names) {
-    const count = name.endsWith('.log') ? logs : dumps;
+    const isLog = name.endsWith('.log');
+    const count = isLog ? logs : dumps;
     count.files += 1;
     const text = await readFile(join(dir, name), 'utf8');
     text.split('\n').forEach((line, i) => {
       if (line === '') return;
       count.lines += 1;
-      const { counts } = redact(line);
+      const { counts } = redact(isLog ? line : line.replace(MACHINE_VALUES, '<id>'));
       const types = (Object.keys(counts) as PiiType[]).filter((t) => counts[t] > 0);
       if (types.length > 0) findings.push({ file: name, line: i + 1, types });
     });
