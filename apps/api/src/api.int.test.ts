@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import type { Redis } from 'ioredis';
 import request from 'supertest';
+import { createDrainQueue, THREAD_DRAIN } from '@memfleet/jobs/thread-drain';
 import type { ApiRuntime } from './api-runtime.ts';
 import { ACME, ADMIN, GLOBEX, startTestApi, type TestApi } from './test-api.fixture.ts';
 
@@ -307,11 +308,37 @@ describe('api (real Redis and Postgres)', () => {
       expect(tenant.status).to.equal(403);
     });
 
+    it('refuses ids holding an email or phone number, which would be stored as they are', async () => {
+      const email = await post('chat-ann@example.com', {
+        user_id: 'u1',
+        messages: [message('id-1')],
+      });
+      expect(email.status).to.equal(400);
+      expect((email.body as { error: { message: string } }).error.message).to.match(
+        /^thread_id: must not hold an email address or phone number/,
+      );
+      const phone = await post('t-ids', {
+        user_id: '+1 415 555 0100',
+        messages: [message('id-2')],
+      });
+      expect(phone.status).to.equal(400);
+      expect(JSON.stringify(phone.body)).to.include('user_id');
+      const numeric = await post('t-ids', { user_id: '4155550100', messages: [message('id-3')] });
+      expect(numeric.status).to.equal(202);
+      expect(await redis.keys(`${prefix}*example.com*`)).to.deep.equal([]);
+    });
+
     it('serves a read-only board to a dashboard key, and job data redacted to both', async () => {
-      const thread = 'chat-ann@example.com';
       expect(
-        (await post(thread, { user_id: 'u1', messages: [message('board-1')] })).status,
+        (await post('board-t', { user_id: 'u1', messages: [message('board-1')] })).status,
       ).to.equal(202);
+      // Job data a foreign producer put on the queue is shown redacted too.
+      const foreign = createDrainQueue({ connection: redis, prefix, maxMessageAttempts: 1 });
+      const job = await foreign.add(
+        THREAD_DRAIN,
+        { tenant: 'acme', threadId: 'note ann@example.com' },
+        { delay: 3_600_000 },
+      );
       const list = (key: string) =>
         request(api.url)
           .get(
@@ -327,11 +354,13 @@ describe('api (real Redis and Postgres)', () => {
       ).queues;
       expect(queues.every((q) => q.readOnlyMode)).to.equal(true);
       const shown = JSON.stringify(queues.find((q) => q.name === 'thread-drain')?.jobs ?? []);
-      expect(shown).to.include('"threadId":"[EMAIL]"');
+      expect(shown).to.include('"threadId":"note [EMAIL]"');
       expect(shown).to.not.match(/ann(@|%40)example\.com/);
       const adminShown = JSON.stringify((await list(ADMIN)).body);
-      expect(adminShown).to.include('"threadId":"[EMAIL]"');
+      expect(adminShown).to.include('"threadId":"note [EMAIL]"');
       expect(adminShown).to.not.match(/ann(@|%40)example\.com/);
+      await job.remove();
+      await foreign.close();
 
       const pause = (key: string) =>
         request(api.url)

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
+import { holdsContactData } from '@memfleet/http/ids';
 import { describeIssues, messagesRequestSchema } from './message-request.ts';
 
 const CONTENT_MAX = 200;
@@ -32,7 +33,7 @@ const parsedJson = fc
 const id = fc
   .string({ unit: 'grapheme', minLength: 1, maxLength: 40 })
   // eslint-disable-next-line no-control-regex
-  .filter((s) => !/[\u0000-\u001f\u007f]/.test(s) && s.length <= 256);
+  .filter((s) => !/[\u0000-\u001f\u007f]/.test(s) && s.length <= 256 && !holdsContactData(s));
 
 const validMessage = fc.record(
   {

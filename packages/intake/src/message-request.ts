@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { boundedId as id, idSchema } from '@memfleet/http/ids';
+import { idSchema, printableText } from '@memfleet/http/ids';
 
 const METADATA_MAX_BYTES = 16 * 1024;
 /**
@@ -22,7 +22,7 @@ export function messageSchema(contentMaxChars: number) {
         .string()
         .max(contentMaxChars, `must be at most ${contentMaxChars} characters`)
         .refine((v) => v.trim().length > 0, 'must not be empty'),
-      name: id(256).optional(),
+      name: printableText(256).optional(),
       created_at: z.iso
         .datetime({ offset: true, error: 'must be an ISO-8601 date-time' })
         .optional(),
