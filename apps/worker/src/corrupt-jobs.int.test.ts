@@ -126,7 +126,7 @@ describe('corrupt jobs injected straight into Redis (fleet on postgres)', functi
     await expectFleetKeepsWriting('after-mangled');
   });
 
-  it('survives a raw job hash whose data is not JSON: BullMQ reports it, the fleet keeps writing', async () => {
+  it('fails a raw job hash whose data is not JSON: the sweep moves it to the failed set, the fleet keeps writing', async () => {
     const base = `${fleet.prefix}:${DRAIN_QUEUE}`;
     const id = 'raw-garbage-1';
     await redis.hset(`${base}:${id}`, {
@@ -140,14 +140,20 @@ describe('corrupt jobs injected straight into Redis (fleet on postgres)', functi
     await redis.lpush(`${base}:wait`, id);
     await redis.zadd(`${base}:marker`, 0, '0');
 
-    // BullMQ moves it to active and cannot build the job from it: the worker logs a "worker
-    // error" and carries on; the hash never reaches the drain (no message is touched).
+    // BullMQ moves it to active and cannot build a job from it (the worker logs a "worker error");
+    // the next sweep moves it to the failed set with the reason. No message is touched.
     await waitFor(
-      'the worker reported the raw job',
-      () => (fleet.workers[0]?.lines() ?? []).some((l) => l.includes('"message":"worker error"')),
+      'the raw job in the failed set',
+      async () => (await queue.getJobState(id)) === 'failed',
       30_000,
     );
-    expect(await queue.getJobState(id)).to.not.equal('completed');
+    expect(await redis.hget(`${base}:${id}`, 'failedReason')).to.equal(
+      'unreadable job: its data is not JSON',
+    );
+    expect(await redis.lrange(`${base}:active`, 0, -1)).to.not.include(id);
+    expect(
+      (fleet.workers[0]?.lines() ?? []).some((l) => l.includes('unreadable jobs moved to failed')),
+    ).to.equal(true);
     expectWorkerAlive();
     await expectFleetKeepsWriting('beside-raw');
     await expectFleetKeepsWriting('after-raw');

@@ -182,6 +182,7 @@ export async function startWorker(config: Config, logger: Logger): Promise<Worke
   const sweeper = createSweeper({
     outbox,
     queue,
+    redis,
     logger,
     intervalMs: w.sweepIntervalMs,
     graceMs: Math.max(2 * w.sweepIntervalMs, 2 * w.drainSliceMs),
