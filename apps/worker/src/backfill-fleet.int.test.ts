@@ -2,20 +2,10 @@ import { expect } from 'chai';
 import { startAppProcess, type AppProcess } from '@memfleet/testing/app-process';
 import { startZepEmulator, type ZepEmulator } from '@memfleet/testing/zep-emulator';
 import { Fleet, waitFor } from './fleet-harness.ts';
+import { FAST_WORKER_ENV } from './zep-fleet-env.ts';
 
 const CLI = 'apps/cli/src/main.ts';
 const ZEP_KEY = 'backfill-zep-key';
-
-/** Fast timings, so a switch of backend and a drain take seconds. */
-const FAST = {
-  WORKER_CONCURRENCY: '8',
-  WORKER_LOCK_DURATION_MS: '3000',
-  WORKER_STALLED_INTERVAL_MS: '1000',
-  WORKER_BACKEND_TIMEOUT_MS: '1000',
-  WORKER_BACKOFF_BASE_MS: '100',
-  WORKER_BACKOFF_MAX_MS: '1000',
-  WORKER_SWEEP_INTERVAL_MS: '1000',
-};
 
 /** The numbers of the summary table's `total` row. */
 function totals(out: string): number[] {
@@ -35,7 +25,7 @@ describe('fleet: backfill from postgres to Zep (the real CLI, workers and SDK)',
 
   before(async () => {
     emu = await startZepEmulator({ apiKeys: [ZEP_KEY] });
-    await fleet.start(FAST, 1);
+    await fleet.start(FAST_WORKER_ENV, 1);
   });
   after(async () => {
     await fleet.stop();
