@@ -167,7 +167,7 @@ async function latencyRun(emu: ZepEmulator): Promise<Measure> {
       unit: 'msg/s sent',
       latency_ms: percentiles(rows.rows.map((r) => Number(r.ms))),
       errors: sent.errors,
-      extra: { messages: total, threads, http_ms: percentiles(sent.ms) },
+      extra: { messages: total, threads, http_ms: percentiles(sent.ms), statuses: sent.statuses },
     };
   } finally {
     await fleet.stop();

@@ -1,8 +1,8 @@
 // `pnpm bench read`: the reader answering from its per-turn cache against a bare Express GET, both
 // real Node processes under the same autocannon load (50 connections) in the same run; then the
-// reader with the backend (Zep emulator) hanging on every read, at a steady 500 requests/s (open
-// loop), with the read breaker as configured by default and with it held shut, p99 against the
-// 250 ms budget.
+// reader with its backend hanging on every call (a process that never answers) at a steady 500
+// requests/s (open loop), with the read breaker as configured by default and with it held shut,
+// p99 against the 250 ms budget.
 import { httpRequestJson } from '@memfleet/testing/http-request';
 import { waitFor } from '@memfleet/testing/wait-for';
 import { startZepEmulator } from '@memfleet/testing/zep-emulator';
@@ -29,42 +29,92 @@ async function get(url: string): Promise<{ source?: string; reason?: string }> {
   return res.json as { source?: string; reason?: string };
 }
 
+/** THREADS threads with three messages each, owned by their user; 20 requests at a time. */
+async function seed(apiUrl: string): Promise<void> {
+  for (let t0 = 0; t0 < THREADS; t0 += 20) {
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) => t0 + i).map(async (t) => {
+        for (let m = 0; m < 3; m++) {
+          await httpRequestJson(`${apiUrl}/v1/threads/t-${String(t)}/messages`, {
+            method: 'POST',
+            headers,
+            body: {
+              user_id: `u-${String(t)}`,
+              messages: [
+                {
+                  client_message_id: `t${String(t)}-m${String(m)}`,
+                  role: 'user',
+                  content: `I like hiking, note ${String(m)}`,
+                },
+              ],
+            },
+          });
+        }
+      }),
+    );
+  }
+}
+
+const fleetEnv = (zepUrl: string): Record<string, string> => ({
+  RATE_LIMIT_ENQUEUE_PER_S: '0',
+  RATE_LIMIT_READ_PER_S: '0',
+  MEMORY_BACKEND: 'zep',
+  ZEP_API_URL: zepUrl,
+  ZEP_API_KEY: ZEP_KEY,
+});
+
+/**
+ * A fresh fleet (its own key prefix, so no breaker state carries over) whose reader, cache off,
+ * takes RATE requests/s for SECONDS while every backend read hangs.
+ */
+async function hangingRun(name: string, env: Record<string, string>): Promise<Measure> {
+  const backend = await startServer(
+    'bench/hanging-backend.ts',
+    'hanging-backend',
+    /"message":"hanging backend listening"/,
+    {},
+  );
+  const fleet = new Fleet();
+  try {
+    await fleet.start(fleetEnv(backend.url), 0);
+    await seed(fleet.apiUrl);
+    await fleet.addReader({ READ_CACHE_TTL_MS: '0', ...env });
+    const reasons: Record<string, number> = {};
+    const run = await openLoop(
+      fleet.readerUrl,
+      contextPath,
+      headers,
+      RATE,
+      SECONDS,
+      undefined,
+      (body) => {
+        const reason = (JSON.parse(body) as { reason?: string }).reason ?? 'used';
+        reasons[reason] = (reasons[reason] ?? 0) + 1;
+      },
+    );
+    return {
+      name,
+      throughput: run.achieved,
+      unit: 'req/s sent',
+      latency_ms: percentiles(run.ms),
+      errors: run.errors,
+      extra: { statuses: run.statuses, reasons },
+    };
+  } finally {
+    await fleet.stop();
+    await backend.proc.stop(15_000);
+  }
+}
+
 export async function benchRead(): Promise<ScenarioResult> {
   const emu = await startZepEmulator({ apiKeys: [ZEP_KEY] });
   const echo = await startServer('bench/echo-server.ts', 'echo', /"message":"echo listening"/, {});
   const fleet = new Fleet();
+  let fleetStopped = false;
   try {
-    await fleet.start(
-      {
-        RATE_LIMIT_ENQUEUE_PER_S: '0',
-        RATE_LIMIT_READ_PER_S: '0',
-
-        MEMORY_BACKEND: 'zep',
-        ZEP_API_URL: emu.url,
-        ZEP_API_KEY: ZEP_KEY,
-        READ_CACHE_TTL_MS: '600000',
-      },
-      1,
-    );
+    await fleet.start({ ...fleetEnv(emu.url), READ_CACHE_TTL_MS: '600000' }, 1);
     // Each thread has messages in the backend; one read per thread fills the cache.
-    for (let t = 0; t < THREADS; t++) {
-      for (let m = 0; m < 3; m++) {
-        await httpRequestJson(`${fleet.apiUrl}/v1/threads/t-${String(t)}/messages`, {
-          method: 'POST',
-          headers,
-          body: {
-            user_id: `u-${String(t)}`,
-            messages: [
-              {
-                client_message_id: `t${String(t)}-m${String(m)}`,
-                role: 'user',
-                content: `I like hiking, note ${String(m)}`,
-              },
-            ],
-          },
-        });
-      }
-    }
+    await seed(fleet.apiUrl);
     await waitFor(
       'seed written',
       async () => (await fleet.ledgerCount('written')) >= THREADS * 3,
@@ -92,24 +142,16 @@ export async function benchRead(): Promise<ScenarioResult> {
     });
     cacheRun.extra = { ...cacheRun.extra, sources_sampled: [...sources] };
 
-    // Every backend read now hangs far beyond the budget; readers without a cache go to it.
-    emu.inject({ kind: 'delay', ms: 60_000, times: Infinity, match: { method: 'GET' } });
-    const hanging: Measure[] = [];
-    for (const [name, env] of [
-      ['reader, backend hanging, read breaker default', {}],
-      ['reader, backend hanging, read breaker held shut', { READ_BREAKER_FAILURES: '1000000' }],
-    ] as const) {
-      await fleet.reader?.stop(15_000);
-      await fleet.addReader({ READ_CACHE_TTL_MS: '0', ...env });
-      const run = await openLoop(fleet.readerUrl, contextPath, headers, RATE, SECONDS);
-      hanging.push({
-        name,
-        throughput: run.achieved,
-        unit: 'req/s sent',
-        latency_ms: percentiles(run.ms),
-        errors: run.errors,
-      });
-    }
+    await fleet.stop();
+    fleetStopped = true;
+
+    // Every backend call now hangs: a backend process that never answers.
+    const hanging = [
+      await hangingRun('reader, backend hanging, read breaker default', {}),
+      await hangingRun('reader, backend hanging, read breaker held shut', {
+        READ_BREAKER_FAILURES: '10000',
+      }),
+    ];
     const ratio = cacheRun.throughput / echoRun.throughput;
     return {
       scenario: 'read',
@@ -137,7 +179,7 @@ export async function benchRead(): Promise<ScenarioResult> {
       ],
     };
   } finally {
-    await fleet.stop();
+    if (!fleetStopped) await fleet.stop();
     await echo.proc.stop(15_000);
     await emu.close();
   }

@@ -151,11 +151,20 @@ export async function openLoop(
   rate: number,
   seconds: number,
   post?: (n: number) => string,
-): Promise<{ sent: number; ok: number; errors: number; ms: number[]; achieved: number }> {
+  onOk?: (body: string) => void,
+): Promise<{
+  sent: number;
+  ok: number;
+  errors: number;
+  ms: number[];
+  achieved: number;
+  statuses: Record<string, number>;
+}> {
   const agent = new Agent({ keepAlive: true, maxSockets: 512 });
   const ms: number[] = [];
   let ok = 0;
   let errors = 0;
+  const statuses: Record<string, number> = {};
   const total = rate * seconds;
   const started = performance.now();
   const pending: Promise<void>[] = [];
@@ -181,15 +190,19 @@ export async function openLoop(
             res.on('end', () => {
               ms.push(performance.now() - t0);
               const status = res.statusCode ?? 0;
-              if (status >= 200 && status < 300) ok++;
-              else errors++;
+              statuses[String(status)] = (statuses[String(status)] ?? 0) + 1;
+              if (status >= 200 && status < 300) {
+                ok++;
+                onOk?.(Buffer.concat(chunks).toString());
+              } else errors++;
               resolve();
             });
           },
         );
         req.on('timeout', () => req.destroy(new Error('client timeout')));
-        req.on('error', () => {
+        req.on('error', (err) => {
           errors++;
+          statuses[err.message] = (statuses[err.message] ?? 0) + 1;
           ms.push(performance.now() - t0);
           resolve();
         });
@@ -200,7 +213,7 @@ export async function openLoop(
   const sendSeconds = (performance.now() - started) / 1000;
   await Promise.all(pending);
   agent.destroy();
-  return { sent: total, ok, errors, ms, achieved: round(total / sendSeconds) };
+  return { sent: total, ok, errors, ms, achieved: round(total / sendSeconds), statuses };
 }
 
 /** Prints the scenario's table: each measure with its ratio to the baseline (the last measure). */
