@@ -7,7 +7,7 @@
 //
 //   pnpm bench:scaling    (BENCH_PROCESSES, BENCH_CONCURRENCY, BENCH_THREADS, BENCH_MESSAGES,
 //                          BENCH_BATCH, BENCH_DELAY_MS override the workload)
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -37,12 +37,14 @@ const addCall = /^\/threads\/[^/]+\/messages$/;
 interface Cpu {
   /** Share of the machine's CPU time that was busy (every process, ours or not), 0–1. */
   machine_busy: number;
-  /** CPU seconds the whole machine was busy (every process, ours or not). */
+  /** CPU seconds the whole machine was busy. */
   machine_s: number;
-  /** CPU seconds used by the worker processes together. */
+  /** CPU seconds of this process (the emulator, the polling) and all it started: API, workers, Redis, Postgres. */
+  ours_s: number;
+  /** CPU seconds of the worker processes alone. */
   workers_s: number;
-  /** CPU seconds used by this process: the emulator and the polling. */
-  bench_s: number;
+  /** CPU seconds of other work on the machine meanwhile (machine_s - ours_s). */
+  others_s: number;
 }
 
 interface FleetRun {
@@ -84,31 +86,63 @@ function machineTicks(): { busy: number; total: number } {
   return { busy: total - idle, total };
 }
 
-/** User + system CPU seconds of a process so far, from /proc/<pid>/stat (0 elsewhere). */
-function processCpuSeconds(pid: number): number {
-  const file = `/proc/${pid}/stat`;
-  if (!existsSync(file)) return 0;
-  const text = readFileSync(file, 'utf8');
-  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  // utime and stime are fields 14 and 15 of the file, 12 and 13 after the command name.
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+/** Every process's parent and user + system CPU seconds so far, from /proc (empty elsewhere). */
+function processTable(): Map<number, { ppid: number; cpuS: number }> {
+  const table = new Map<number, { ppid: number; cpuS: number }>();
+  if (!existsSync('/proc/self/stat')) return table;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const text = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // After the command name: state, ppid, …; utime and stime are the 12th and 13th.
+      const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+      table.set(Number(entry), {
+        ppid: Number(fields[1]),
+        cpuS: (Number(fields[11]) + Number(fields[12])) / 100,
+      });
+    } catch {
+      // The process ended while the table was read.
+    }
+  }
+  return table;
 }
 
-/** Measures CPU from now until stop(): the machine's, the given processes' and this one's. */
-function cpuMeter(pids: number[]): { stop(): Cpu } {
+/** This process and all its descendants. */
+function ourPids(table: Map<number, { ppid: number }>): Set<number> {
+  const ours = new Set([process.pid]);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const [pid, { ppid }] of table) {
+      if (!ours.has(pid) && ours.has(ppid)) {
+        ours.add(pid);
+        grew = true;
+      }
+    }
+  }
+  return ours;
+}
+
+/** Measures CPU from now until stop(): the machine's, ours and the given worker processes'. */
+function cpuMeter(workerPids: number[]): { stop(): Cpu } {
   const m0 = machineTicks();
-  const p0 = pids.map(processCpuSeconds);
-  const self0 = process.cpuUsage();
+  const t0 = processTable();
   return {
     stop() {
       const m1 = machineTicks();
-      const used = pids.map(processCpuSeconds).reduce((a, b, i) => a + b - (p0[i] ?? 0), 0);
-      const self = process.cpuUsage(self0);
+      const t1 = processTable();
+      const used = (pids: Iterable<number>): number => {
+        let sum = 0;
+        for (const pid of pids) sum += (t1.get(pid)?.cpuS ?? 0) - (t0.get(pid)?.cpuS ?? 0);
+        return sum;
+      };
+      const machineS = (m1.busy - m0.busy) / 100;
+      const oursS = used(ourPids(t1));
       return {
         machine_busy: round((m1.busy - m0.busy) / Math.max(1, m1.total - m0.total)),
-        machine_s: round((m1.busy - m0.busy) / 100, 1),
-        workers_s: round(used, 1),
-        bench_s: round((self.user + self.system) / 1e6, 1),
+        machine_s: round(machineS, 1),
+        ours_s: round(oursS, 1),
+        workers_s: round(used(workerPids), 1),
+        others_s: round(Math.max(0, machineS - oursS), 1),
       };
     },
   };
@@ -312,8 +346,9 @@ const problems = fleetRuns.filter(
   (r) => r.check.lost + r.check.duplicated + r.check.out_of_order + r.check.dead > 0,
 );
 console.log('');
+const cores = (cpuS: number, seconds: number): string => (cpuS / seconds).toFixed(2);
 console.log(
-  'processes | messages/s | ratio | add calls/s | backend calls/s | bullmq 100 ms jobs/s | ratio | machine CPU busy',
+  'processes | messages/s | ratio | add calls/s | backend calls/s | bullmq 100 ms jobs/s | ratio | cores: ours | others',
 );
 for (const [i, r] of fleetRuns.entries()) {
   const b = baselineRuns[i];
@@ -326,7 +361,8 @@ for (const [i, r] of fleetRuns.entries()) {
       String(r.backend_calls_per_s).padStart(15),
       String(b?.jobs_per_s ?? '').padStart(20),
       `${b?.ratio.toFixed(2) ?? ''}x`.padStart(5),
-      `${Math.round(r.cpu.machine_busy * 100)} %`.padStart(16),
+      cores(r.cpu.ours_s, r.seconds).padStart(11),
+      cores(r.cpu.others_s, r.seconds).padStart(6),
     ].join(' | '),
   );
 }
