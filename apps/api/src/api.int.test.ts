@@ -323,7 +323,7 @@ describe('api (real Redis and Postgres)', () => {
       });
       expect(phone.status).to.equal(400);
       expect(JSON.stringify(phone.body)).to.include('user_id');
-      const numeric = await post('t-ids', { user_id: '4155550100', messages: [message('id-3')] });
+      const numeric = await post('t-ids', { user_id: '123456', messages: [message('id-3')] });
       expect(numeric.status).to.equal(202);
       expect(await redis.keys(`${prefix}*example.com*`)).to.deep.equal([]);
     });
