@@ -2,6 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
+import { tableTotals } from '@memfleet/testing/cli-table';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { createLedger, type Ledger } from '@memfleet/db/ledger';
@@ -101,17 +102,6 @@ describe('memfleet backfill (real Redis and Postgres, no workers)', function () 
     }
   }
 
-  /** The numbers of the summary table's `total` row. */
-  function totals(out: string): number[] {
-    const row = out.split('\n').find((l) => /│\s*total\s*│/.test(l));
-    if (row === undefined) throw new Error(`no total row in:\n${out}`);
-    return row
-      .split('│')
-      .map((c) => c.trim())
-      .filter((c) => /^\d+$/.test(c))
-      .map(Number);
-  }
-
   beforeEach(async () => {
     db = await createTestDatabase();
     await migrate(db.url);
@@ -151,14 +141,14 @@ describe('memfleet backfill (real Redis and Postgres, no workers)', function () 
     expect(dry.code, dry.out).to.equal(0);
     expect(dry.out).to.include('dry run: nothing was changed');
     // threads, would re-enqueue, new, already on target, pending, no body, failed
-    expect(totals(dry.out)).to.deep.equal([2, 4, 0, 1, 0, 0, 0]);
+    expect(tableTotals(dry.out)).to.deep.equal([2, 4, 0, 1, 0, 0, 0]);
     expect(await outbox.pendingIds('acme', 't1')).to.deep.equal([]);
     expect(await cursorKeys()).to.deep.equal([]);
     expect(await drainJobs()).to.deep.equal([]);
 
     const run = await cli(['backfill', '--since', '30d', '--to', 'zep', '--tenant', 'acme']);
     expect(run.code, run.out).to.equal(0);
-    expect(totals(run.out)).to.deep.equal([2, 4, 0, 1, 0, 0, 0]);
+    expect(tableTotals(run.out)).to.deep.equal([2, 4, 0, 1, 0, 0, 0]);
     expect(await outbox.pendingIds('acme', 't1')).to.deep.equal(['a1', 'a2', 'a3']);
     expect(await outbox.pendingIds('acme', 't2')).to.deep.equal(['b1']);
     expect(await outbox.pendingIds('globex', 'g')).to.deep.equal([]);
@@ -178,7 +168,7 @@ describe('memfleet backfill (real Redis and Postgres, no workers)', function () 
     const again = await cli(['backfill', '--since', '30d', '--to', 'zep', '--tenant', 'acme']);
     expect(again.code, again.out).to.equal(0);
     expect(again.out).to.include('continued the cursor');
-    expect(totals(again.out)).to.deep.equal([0, 0, 0, 0, 0, 0, 0]);
+    expect(tableTotals(again.out)).to.deep.equal([0, 0, 0, 0, 0, 0, 0]);
     // From the start, the messages still waiting are left alone: nothing is queued twice.
     const restart = await cli([
       'backfill',
@@ -191,7 +181,7 @@ describe('memfleet backfill (real Redis and Postgres, no workers)', function () 
       '--restart',
     ]);
     expect(restart.code, restart.out).to.equal(0);
-    expect(totals(restart.out)).to.deep.equal([2, 0, 0, 1, 4, 0, 0]);
+    expect(tableTotals(restart.out)).to.deep.equal([2, 0, 0, 1, 4, 0, 0]);
     expect(await outbox.pendingIds('acme', 't1')).to.deep.equal(['a1', 'a2', 'a3']);
   });
 
@@ -211,7 +201,7 @@ describe('memfleet backfill (real Redis and Postgres, no workers)', function () 
 
     const run = await cli(['backfill', '--since', '2026-01-01', '--to', 'zep']);
     expect(run.code, run.out).to.equal(1);
-    expect(totals(run.out)).to.deep.equal([3, 1, 0, 0, 0, 2, 1]);
+    expect(tableTotals(run.out)).to.deep.equal([3, 1, 0, 0, 0, 2, 1]);
     expect(run.out).to.include('acme/taken: user_id: the thread belongs to another user');
     expect(run.out).to.match(
       /memfleet: backfill incomplete: 1 message\(s\) refused; 2 message\(s\) have no body/,
@@ -271,7 +261,7 @@ describe('memfleet backfill (real Redis and Postgres, no workers)', function () 
     ]);
     expect(dry.code, dry.out).to.equal(1);
     expect(dry.out).to.include('dry run: nothing was changed');
-    expect(totals(dry.out)).to.deep.equal([3, 1, 2, 0, 0, 0, 1]);
+    expect(tableTotals(dry.out)).to.deep.equal([3, 1, 2, 0, 0, 0, 1]);
     expect(await outbox.pendingIds('acme', 't9')).to.deep.equal([]);
     expect(await outbox.pendingIds('acme', 't1')).to.deep.equal([]);
     expect(await cursorKeys()).to.deep.equal([]);
@@ -282,7 +272,7 @@ describe('memfleet backfill (real Redis and Postgres, no workers)', function () 
     expect(run.out).to.include('line 6: not valid JSON');
     expect(run.out).to.include('line 8: client_message_id: a2 belongs to another thread');
     expect(run.out).to.include('2 line(s) rejected, 2 skipped');
-    expect(totals(run.out)).to.deep.equal([3, 1, 2, 0, 0, 0, 1]);
+    expect(tableTotals(run.out)).to.deep.equal([3, 1, 2, 0, 0, 0, 1]);
 
     expect(await outbox.pendingIds('acme', 't9')).to.deep.equal(['n1', 'n3']);
     const t9 = await outbox.readHead('acme', 't9', 10);

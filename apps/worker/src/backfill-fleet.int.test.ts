@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { tableTotals } from '@memfleet/testing/cli-table';
 import { startAppProcess, type AppProcess } from '@memfleet/testing/app-process';
 import { startZepEmulator, type ZepEmulator } from '@memfleet/testing/zep-emulator';
 import { Fleet, waitFor } from './fleet-harness.ts';
@@ -6,17 +7,6 @@ import { FAST_WORKER_ENV } from './zep-fleet-env.ts';
 
 const CLI = 'apps/cli/src/main.ts';
 const ZEP_KEY = 'backfill-zep-key';
-
-/** The numbers of the summary table's `total` row. */
-function totals(out: string): number[] {
-  const row = out.split('\n').find((l) => /│\s*total\s*│/.test(l));
-  if (row === undefined) throw new Error(`no total row in:\n${out}`);
-  return row
-    .split('│')
-    .map((c) => c.trim())
-    .filter((c) => /^\d+$/.test(c))
-    .map(Number);
-}
 
 describe('fleet: backfill from postgres to Zep (the real CLI, workers and SDK)', function () {
   this.timeout(240_000);
@@ -91,7 +81,7 @@ describe('fleet: backfill from postgres to Zep (the real CLI, workers and SDK)',
     const dry = await run(['backfill', '--since', '30d', '--to', 'zep', '--dry-run']);
     expect(dry.code, dry.out).to.equal(0);
     // threads, would re-enqueue, new, already on target, pending, no body, failed
-    expect(totals(dry.out)).to.deep.equal([9, 81, 0, 0, 0, 0, 0]);
+    expect(tableTotals(dry.out)).to.deep.equal([9, 81, 0, 0, 0, 0, 0]);
     expect(await cursor()).to.equal(undefined);
     for (const threadId of expected.keys()) {
       expect(await fleet.redis.llen(`${fleet.prefix}:ob:acme:${threadId}`), threadId).to.equal(0);
@@ -109,7 +99,7 @@ describe('fleet: backfill from postgres to Zep (the real CLI, workers and SDK)',
     const rest = await run(['backfill', '--since', '30d', '--to', 'zep', '--rate', '20/s']);
     expect(rest.code, rest.out).to.equal(0);
     expect(rest.out).to.include('continued the cursor');
-    const [threadsAfter] = totals(rest.out);
+    const [threadsAfter] = tableTotals(rest.out);
     expect(threadsAfter).to.be.below(9);
 
     await waitFor('81 messages written to Zep', async () => (await ledgerOn('zep')) === 81, 90_000);
@@ -120,7 +110,7 @@ describe('fleet: backfill from postgres to Zep (the real CLI, workers and SDK)',
     // From the start again: everything is on Zep already, nothing is queued.
     const again = await run(['backfill', '--since', '30d', '--to', 'zep', '--restart']);
     expect(again.code, again.out).to.equal(0);
-    expect(totals(again.out)).to.deep.equal([9, 0, 0, 81, 0, 0, 0]);
+    expect(tableTotals(again.out)).to.deep.equal([9, 0, 0, 81, 0, 0, 0]);
     for (const threadId of expected.keys()) {
       expect(await fleet.redis.llen(`${fleet.prefix}:ob:acme:${threadId}`), threadId).to.equal(0);
     }
