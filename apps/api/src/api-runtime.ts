@@ -34,8 +34,16 @@ export interface ApiRuntime {
  */
 export async function startApi(config: Config, logger: Logger): Promise<ApiRuntime> {
   // Fail fast instead of queueing commands while Redis is away: the client gets a 503 and resends.
-  const redis = createRedisClient(config.redis, { maxRetriesPerRequest: 1 });
+  // The outbox and the rate limits send one command per request: auto-pipelining writes the
+  // commands of concurrent requests to Redis in one socket write per event-loop turn. BullMQ keeps
+  // a plain connection of its own.
+  const redis = createRedisClient(config.redis, {
+    maxRetriesPerRequest: 1,
+    enableAutoPipelining: true,
+  });
   redis.on('error', (err: unknown) => logger.warn('redis error', { err }));
+  const queueRedis = createRedisClient(config.redis, { maxRetriesPerRequest: 1 });
+  queueRedis.on('error', (err: unknown) => logger.warn('redis error', { err }));
   const pool = new pg.Pool({
     connectionString: config.databaseUrl,
     max: 10,
@@ -52,12 +60,12 @@ export async function startApi(config: Config, logger: Logger): Promise<ApiRunti
     recentMessages: config.reader.fallbackMessages,
   });
   const queue = createDrainQueue({
-    connection: redis,
+    connection: queueRedis,
     prefix: config.redisKeyPrefix,
     maxMessageAttempts: config.worker.maxAttempts,
   });
   queue.on('error', (err) => logger.warn('queue error', { err }));
-  const eraseQueue = createEraseQueue({ connection: redis, prefix: config.redisKeyPrefix });
+  const eraseQueue = createEraseQueue({ connection: queueRedis, prefix: config.redisKeyPrefix });
   eraseQueue.on('error', (err) => logger.warn('queue error', { err }));
   const flags = await startFlags(redis, config, { registry, logger });
 
@@ -113,6 +121,7 @@ export async function startApi(config: Config, logger: Logger): Promise<ApiRunti
       await eraseQueue.close();
       await pool.end();
       redis.disconnect();
+      queueRedis.disconnect();
     },
   };
 }

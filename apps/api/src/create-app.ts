@@ -54,7 +54,7 @@ export interface AppDeps {
   tenants: readonly string[];
   registry: Registry;
   metrics: ApiMetrics;
-  logger: Pick<Logger, 'error' | 'warn' | 'http'>;
+  logger: Pick<Logger, 'error' | 'warn' | 'http' | 'isLevelEnabled'>;
   bodyLimitBytes: number;
   contentMaxChars: number;
 }

@@ -22,7 +22,7 @@ export interface ReaderAppDeps {
   readLimit: RequestHandler;
   registry: Registry;
   metrics: ReaderMetrics;
-  logger: Pick<Logger, 'error' | 'http'>;
+  logger: Pick<Logger, 'error' | 'http' | 'isLevelEnabled'>;
 }
 
 /** The reader's Express app: one read route, health and metrics. */

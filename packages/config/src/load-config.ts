@@ -42,6 +42,7 @@ const schema = z.object({
   READ_CANARY_PERCENT: int(0, 100).default(100),
   READ_BUDGET_MS: int(10, 60_000).default(250),
   READER_PORT: int(0, 65_535).default(3001),
+  READER_PROCESSES: int(1, 64).default(1),
   READER_HOST: z.string().min(1).default('127.0.0.1'),
   READ_CACHE_TTL_MS: int(0, 3_600_000).default(30_000),
   READ_FALLBACK_MESSAGES: int(0, 100).default(4),
@@ -51,6 +52,7 @@ const schema = z.object({
   FLAGS_DOWNGRADE_MS: int(1000, 7 * 86_400_000).default(600_000),
   FLAGS_DOWNGRADE_AUTH_FAILURES: int(1, 10_000).default(3),
   API_PORT: int(0, 65_535).default(3000),
+  API_PROCESSES: int(1, 64).default(1),
   API_HOST: z.string().min(1).default('127.0.0.1'),
   API_BODY_LIMIT_BYTES: int(1024, 50 * 1024 * 1024).default(1024 * 1024),
   MESSAGE_CONTENT_MAX_CHARS: int(1, 1_000_000).default(32_000),
@@ -120,9 +122,17 @@ export interface Config {
   };
   readCanaryPercent: number;
   readBudgetMs: number;
-  api: { port: number; host: string; bodyLimitBytes: number };
+  api: {
+    port: number;
+    host: string;
+    bodyLimitBytes: number;
+    /** Processes serving the port (Node cluster); 1 runs the API in a single process. */
+    processes: number;
+  };
   reader: {
     port: number;
+    /** Processes serving the port (Node cluster); 1 runs the reader in a single process. */
+    processes: number;
     host: string;
     /** How long a backend context stays in the per-turn cache. */
     cacheTtlMs: number;
@@ -320,9 +330,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     readCanaryPercent: e.READ_CANARY_PERCENT,
     readBudgetMs: e.READ_BUDGET_MS,
-    api: { port: e.API_PORT, host: e.API_HOST, bodyLimitBytes: e.API_BODY_LIMIT_BYTES },
+    api: {
+      port: e.API_PORT,
+      host: e.API_HOST,
+      bodyLimitBytes: e.API_BODY_LIMIT_BYTES,
+      processes: e.API_PROCESSES,
+    },
     reader: {
       port: e.READER_PORT,
+      processes: e.READER_PROCESSES,
       host: e.READER_HOST,
       cacheTtlMs: e.READ_CACHE_TTL_MS,
       fallbackMessages: e.READ_FALLBACK_MESSAGES,

@@ -11,6 +11,7 @@ import type {
 } from 'express';
 import type { Histogram, Registry } from 'prom-client';
 import { toError } from '@memfleet/errors/to-error';
+import { metricsSource } from '@memfleet/metrics/cluster-metrics';
 import type { Logger } from '@memfleet/logger/create-logger';
 import { HttpError } from './http-error.ts';
 
@@ -22,9 +23,10 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  */
 export function requestContext(
   duration: Histogram<'route' | 'method' | 'status'>,
-  logger: Pick<Logger, 'http'>,
+  logger: Pick<Logger, 'http' | 'isLevelEnabled'>,
 ): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
+    const logged = logger.isLevelEnabled('http');
     const incoming = req.headers['x-request-id'];
     const requestId =
       typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
@@ -35,7 +37,7 @@ export function requestContext(
       const route = (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
       const labels = { route, method: req.method, status: String(res.statusCode) };
       end(labels);
-      logger.http('request', { requestId, ...labels });
+      if (logged) logger.http('request', { requestId, ...labels });
     });
     next();
   };
@@ -140,8 +142,9 @@ export function serveBasics(
       res.status(503).json({ error: { code: 'not_ready', message: toError(err).message } });
     }
   });
+  const metrics = metricsSource(deps.registry);
   app.get('/metrics', async (_req, res) => {
-    res.type(deps.registry.contentType).send(await deps.registry.metrics());
+    res.type(deps.registry.contentType).send(await metrics());
   });
 }
 

@@ -103,7 +103,7 @@ export function createMessageIntake(deps: IntakeDeps): AcceptMessages {
     const queued = appended.results.filter((r) => r === 'queued').length;
     if (queued > 0) {
       metrics?.messagesAccepted.inc({ outcome: 'queued' }, queued);
-      await requestDrain(deps.queue, tenant, threadId);
+      if (appended.drainNeeded) await requestDrain(deps.queue, tenant, threadId);
     }
     if (queued < appended.results.length) {
       metrics?.messagesAccepted.inc({ outcome: 'duplicate' }, appended.results.length - queued);

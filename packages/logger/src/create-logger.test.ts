@@ -73,6 +73,18 @@ describe('createLogger', () => {
     expect((await verbose.lines()).map((l) => l.message)).to.deep.equal(['shown too']);
   });
 
+  it('follows a level changed at run time, for the logger and its children', async () => {
+    const c = capture();
+    const child = c.logger.child({ requestId: 'r1' });
+    child.http('before');
+    c.logger.level = 'http';
+    child.http('after');
+    c.logger.http('parent');
+    c.logger.level = 'warn';
+    c.logger.info('quiet');
+    expect((await c.lines()).map((l) => l.message)).to.deep.equal(['after', 'parent']);
+  });
+
   it('redacts email, phone and card numbers in the message', async () => {
     const c = capture();
     c.logger.info(`contact ${EMAIL} or ${PHONE}, card ${CARD}`);

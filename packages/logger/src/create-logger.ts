@@ -36,11 +36,16 @@ const HEAD_FIELDS = new Set(['timestamp', 'level', 'service', 'message']);
  * `{ name, message, stack }`. `logger.child({ requestId })` adds fields to every line as usual.
  */
 export function createLogger(options: LoggerOptions): Logger {
-  return createWinstonLogger({
+  // winston runs the formats of every line before its transports drop the lines below the level:
+  // dropping them first spares them the redaction and the JSON rendering.
+  const belowLevel = format((info) =>
+    logger.isLevelEnabled(String((info as Record<symbol, unknown>)[LEVEL])) ? info : false,
+  );
+  const logger: Logger = createWinstonLogger({
     level: options.level ?? 'info',
     defaultMeta: { service: options.service },
     // `splat` first so that `logger.info('user %s', email)` is interpolated before redaction.
-    format: format.combine(format.splat(), redactedJsonLine()),
+    format: format.combine(belowLevel(), format.splat(), redactedJsonLine()),
     transports: [
       // winston types its transports as interfaces extending the `Transport` class, which this
       // rule cannot tell apart from look-alike objects; it is a real winston-transport instance.
@@ -48,6 +53,7 @@ export function createLogger(options: LoggerOptions): Logger {
       new transports.Stream({ stream: options.stream ?? process.stdout }),
     ],
   });
+  return logger;
 }
 
 /**

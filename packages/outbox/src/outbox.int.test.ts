@@ -132,7 +132,11 @@ describe('outbox (real Redis)', () => {
       ],
       1000,
     );
-    expect(first).to.deep.equal({ ok: true, results: ['queued', 'queued', 'duplicate'] });
+    expect(first).to.deep.equal({
+      ok: true,
+      drainNeeded: true,
+      results: ['queued', 'queued', 'duplicate'],
+    });
     const again = await ctx.outbox.append(
       'acme',
       't1',
@@ -143,7 +147,11 @@ describe('outbox (real Redis)', () => {
       ],
       2000,
     );
-    expect(again).to.deep.equal({ ok: true, results: ['duplicate', 'queued'] });
+    expect(again).to.deep.equal({
+      ok: true,
+      drainNeeded: false,
+      results: ['duplicate', 'queued'],
+    });
 
     const head = await ctx.outbox.readHead('acme', 't1', 10);
     expect(head.userId).to.equal('u1');
@@ -155,6 +163,37 @@ describe('outbox (real Redis)', () => {
     ]);
     expect(head.messages[0]?.body).to.equal(body('a'));
     expect(head.messages[2]?.acceptedAt.getTime()).to.equal(2000);
+  });
+
+  it('asks for one drain per thread until a drain takes the lock or the window passes', async () => {
+    const send = (id: string, at: number) =>
+      ctx.outbox.append('acme', 't1', 'u1', [{ clientMessageId: id, body: body(id) }], at);
+    const drainNeeded = async (id: string, at: number) => {
+      const res = await send(id, at);
+      if (!res.ok) throw new Error('append refused');
+      return res.drainNeeded;
+    };
+    expect(await drainNeeded('m1', 1000)).to.equal(true);
+    expect(await drainNeeded('m2', 1001)).to.equal(false);
+    // A resend adds nothing, so it asks for nothing.
+    const resend = await send('m1', 1002);
+    expect(resend).to.deep.equal({ ok: true, drainNeeded: false, results: ['duplicate'] });
+    // A drain taking the thread sees m1 and m2; what comes after needs a new request.
+    expect(await ctx.outbox.acquireLock('acme', 't1', 'tok', 10_000)).to.equal(true);
+    expect(await drainNeeded('m3', 1003)).to.equal(true);
+    expect(await drainNeeded('m4', 1004)).to.equal(false);
+    // A request nobody took (its job was lost) is trusted for 5 s only.
+    expect(await drainNeeded('m5', 1003 + 4999)).to.equal(false);
+    expect(await drainNeeded('m6', 1003 + 5000)).to.equal(true);
+    // Another thread has its own mark.
+    const other = await ctx.outbox.append(
+      'acme',
+      't2',
+      'u1',
+      [{ clientMessageId: 'o1', body: body('o') }],
+      1005,
+    );
+    expect(other).to.deep.include({ drainNeeded: true });
   });
 
   it('keeps tenants apart: the same id from two tenants is two messages', async () => {
@@ -172,8 +211,8 @@ describe('outbox (real Redis)', () => {
       [{ clientMessageId: 'm1', body: body('b') }],
       1,
     );
-    expect(a).to.deep.equal({ ok: true, results: ['queued'] });
-    expect(b).to.deep.equal({ ok: true, results: ['queued'] });
+    expect(a).to.deep.equal({ ok: true, drainNeeded: true, results: ['queued'] });
+    expect(b).to.deep.equal({ ok: true, drainNeeded: true, results: ['queued'] });
     expect((await ctx.outbox.status('acme', 'm1'))?.userId).to.equal('u1');
     expect((await ctx.outbox.status('globex', 'm1'))?.userId).to.equal('u9');
   });

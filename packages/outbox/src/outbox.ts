@@ -9,7 +9,15 @@ export interface OutboxInput {
 
 /** Result of {@link Outbox.append}. */
 export type AppendResult =
-  | { ok: true; results: ('queued' | 'duplicate')[] }
+  | {
+      ok: true;
+      results: ('queued' | 'duplicate')[];
+      /**
+       * The caller must request a drain of the thread: messages were added and no drain request
+       * is waiting (one made within the window and not yet taken by a drain).
+       */
+      drainNeeded: boolean;
+    }
   | { ok: false; reason: 'thread_owner_mismatch'; ownerUserId: string };
 
 /**
@@ -78,6 +86,11 @@ export interface OutboxOptions {
   dedupeWindowS?: number;
   /** Accepted messages kept per thread for the read fallback. Default 4; 0 keeps none. */
   recentMessages?: number;
+  /**
+   * How long an append trusts an earlier drain request of its thread that no drain has taken yet,
+   * in ms, before asking for another. Default 5000.
+   */
+  drainRequestWindowMs?: number;
 }
 
 /** The per-thread outbox in Redis: accept order, dedupe, status, and the drain's head. */
@@ -195,8 +208,10 @@ export interface Outbox {
 }
 
 // KEYS: thread hash, outbox list, pending zset, recent list, user's thread set, message hashes...
-// ARGV: user, now, thread id, pending member, recent limit, ttl s, then per message: client
-// message id, body.
+// ARGV: user, now, thread id, pending member, recent limit, ttl s, drain window ms, then per
+// message: client message id, body. The first reply is 1 when the caller must request a drain:
+// something was added and no drain was requested within the window (the thread hash's 'drain'
+// field holds the last request's time; a drain clears it when it takes the thread's lock).
 const APPEND = redisScript(`
 local owner = redis.call('HGET', KEYS[1], 'user')
 if owner and owner ~= ARGV[1] then return {-1, owner} end
@@ -210,8 +225,8 @@ for i = 1, n do
   if redis.call('EXISTS', key) == 1 then
     res[i + 1] = 0
   else
-    local cmid = ARGV[5 + 2 * i]
-    local body = ARGV[6 + 2 * i]
+    local cmid = ARGV[6 + 2 * i]
+    local body = ARGV[7 + 2 * i]
     local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
     redis.call('HSET', key, 'thread', ARGV[3], 'user', ARGV[1], 'seq', seq, 'status', 'queued',
       'attempts', 0, 'accepted_at', ARGV[2], 'body', body)
@@ -228,11 +243,26 @@ if added > 0 then
     redis.call('LTRIM', KEYS[4], 0, recent - 1)
     redis.call('EXPIRE', KEYS[4], ARGV[6])
   end
+  local requested = tonumber(redis.call('HGET', KEYS[1], 'drain'))
+  if not requested or tonumber(ARGV[2]) - requested >= tonumber(ARGV[7]) then
+    redis.call('HSET', KEYS[1], 'drain', ARGV[2])
+    res[1] = 1
+  end
 end
 return res
 `);
 
 // KEYS: lock. ARGV: token, ttl ms.
+// KEYS: lock, thread hash. ARGV: token, ttl ms. Taking the lock clears the drain request mark:
+// the drain that took it reads the outbox after this, so it sees every message appended before.
+const ACQUIRE = redisScript(`
+if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
+  redis.call('HDEL', KEYS[2], 'drain')
+  return 1
+end
+return 0
+`);
+
 const EXTEND = redisScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -410,6 +440,7 @@ export function createOutbox(redis: ScriptClient, options: OutboxOptions = {}): 
   const keys = outboxKeys(options.prefix ?? '{memfleet}');
   const ttlS = options.dedupeWindowS ?? 30 * 86_400;
   const recentMessages = options.recentMessages ?? 4;
+  const drainWindowMs = options.drainRequestWindowMs ?? 5000;
 
   return {
     keys,
@@ -432,13 +463,18 @@ export function createOutbox(redis: ScriptClient, options: OutboxOptions = {}): 
           pendingMember(tenant, threadId),
           recentMessages,
           ttlS,
+          drainWindowMs,
           ...messages.flatMap((m) => [m.clientMessageId, m.body]),
         ],
       )) as (number | string)[];
       if (res[0] === -1) {
         return { ok: false, reason: 'thread_owner_mismatch', ownerUserId: String(res[1]) };
       }
-      return { ok: true, results: res.slice(1).map((r) => (r === 1 ? 'queued' : 'duplicate')) };
+      return {
+        ok: true,
+        drainNeeded: res[0] === 1,
+        results: res.slice(1).map((r) => (r === 1 ? 'queued' : 'duplicate')),
+      };
     },
 
     async status(tenant, clientMessageId) {
@@ -460,8 +496,12 @@ export function createOutbox(redis: ScriptClient, options: OutboxOptions = {}): 
     },
 
     async acquireLock(tenant, threadId, token, ttlMs) {
-      const res = await redis.set(keys.lock(tenant, threadId), token, 'PX', ttlMs, 'NX');
-      return res === 'OK';
+      const res = await ACQUIRE.run(
+        redis,
+        [keys.lock(tenant, threadId), keys.thread(tenant, threadId)],
+        [token, ttlMs],
+      );
+      return res === 1;
     },
 
     async extendLock(tenant, threadId, token, ttlMs) {
