@@ -91,9 +91,9 @@ const lookAlike = fc.oneof(
 );
 
 /**
- * A sentence of plain words with `parts` placed between them, each part followed by a word (two
- * phone numbers written back to back, "+1-212-220-0000 1 (212) 220-0000", are not reliably
- * told apart).
+ * A sentence of plain words with `parts` placed between them, each part followed by a word (a
+ * price written right before a phone number, "$78,011.90 (212) 220-0000", reads as one number
+ * dialled from the US to Turkey: 011 90 212 220 0000).
  */
 function sentence(parts: fc.Arbitrary<string>): fc.Arbitrary<string> {
   return fc
@@ -138,6 +138,21 @@ describe('redact (properties)', () => {
           const out = redact(text).text;
           expect(out).not.to.include(value);
           expect(out).to.match(/\[(EMAIL|PHONE|CARD)\]/);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it('replaces every phone number of a run written back to back', () => {
+    fc.assert(
+      fc.property(
+        fc.array(phone, { minLength: 2, maxLength: 4 }),
+        fc.constantFrom(' ', ' x ', ', ', ' or ', ' / '),
+        (phones, separator) => {
+          const r = redact(`call ${phones.join(separator)} now`);
+          for (const p of phones) expect(r.text).not.to.include(p);
+          expect(r.counts).to.deep.equal({ email: 0, phone: phones.length, card: 0 });
         },
       ),
       { numRuns: 500 },

@@ -72,6 +72,54 @@ describe('redact', () => {
       expect(redact('ring 020 7946 0958').text).to.equal('ring 020 7946 0958');
     });
 
+    describe('written back to back', () => {
+      for (const [text, expected] of [
+        // "x 212" would read as an extension of the first number.
+        ['(212) 220-0000 x 212.220.0000', '[PHONE] x [PHONE]'],
+        ['212-220-0000 x 212-220-0001', '[PHONE] x [PHONE]'],
+        ['212.220.0000 x 212.220.0000', '[PHONE] x [PHONE]'],
+        ['call (212) 220-0000 x 212-220-0001 today', 'call [PHONE] x [PHONE] today'],
+        // The second number's trunk prefix "1" would be read as the end of the first (the "1"
+        // itself may stay).
+        ['+1-212-220-0000 1 (212) 220-0000', '[PHONE] 1 [PHONE]'],
+        ['+1 212 220 0000 1 (212) 220-0001', '[PHONE] 1 [PHONE]'],
+        ['(212) 220-0000 1 (212) 220-0001', '[PHONE] 1 [PHONE]'],
+        ['212-220-0000 1 (212) 220-0001', '[PHONE] 1 [PHONE]'],
+        ['1 (212) 220-0000 1 (212) 220-0001', '[PHONE] 1 [PHONE]'],
+        ['+44 20 7946 0958 1 (212) 220-0000', '[PHONE] 1 [PHONE]'],
+        ['+1-212-220-0000 1 (212) 220-0000 1 (212) 220-0001', '[PHONE] [PHONE] 1 [PHONE]'],
+        ['+1-212-220-0000 12 (212) 220-0000', '[PHONE] 12 [PHONE]'],
+        ['(212) 220-0000 1 (212) 220-0001 2 times', '[PHONE] 1 [PHONE] 2 times'],
+        ['call (212) 220-0000 2 times', 'call [PHONE] 2 times'],
+        ['415-555-2671 x 23 415-555-2672', '[PHONE] [PHONE]'],
+      ] as const) {
+        it(`replaces each number in "${text}"`, () => {
+          const r = redact(text);
+          expect(r.text).to.equal(expected);
+          expect(r.counts).to.deep.equal(counts({ phone: expected.split('[PHONE]').length - 1 }));
+        });
+      }
+
+      it('still reads "x 212" as an extension when no number follows it', () => {
+        expect(redact('desk (212) 220-0000 x 212, thanks').text).to.equal('desk [PHONE], thanks');
+        expect(redact('(212) 220-0000 x 212 212.220.0000').text).to.equal('[PHONE] [PHONE]');
+      });
+
+      it('keeps look-alikes next to a number', () => {
+        for (const [text, expected] of [
+          ['ORD 2024 000123 (415) 555-2671', 'ORD 2024 000123 [PHONE]'],
+          ['order #48213577 (415) 555-2671', 'order #48213577 [PHONE]'],
+          ['$1,299.99 x 212.220.0000', '$1,299.99 x [PHONE]'],
+          ['(212) 220-0000 x 2BR', '[PHONE] x 2BR'],
+          ['(212) 220-0000 2BR flat', '[PHONE] 2BR flat'],
+          ['scores 12 15 18 20 22 19 17 5', 'scores 12 15 18 20 22 19 17 5'],
+          ['(212) 220-0000 x 2024-05-01', '[PHONE] x 2024-05-01'],
+        ] as const) {
+          expect(redact(text).text).to.equal(expected);
+        }
+      });
+    });
+
     it('finds numbers written right after non-Latin text', () => {
       expect(redact('電話4155552671です').text).to.equal('電話[PHONE]です');
     });
@@ -140,6 +188,28 @@ describe('redact', () => {
   describe('cards next to other numbers', () => {
     it('finds a card followed by a dotted phone number', () => {
       expect(redact('4000000000000002 212.220.0000 a').text).to.equal('[CARD] [PHONE] a');
+    });
+
+    it('reads phone numbers written back to back as phone numbers, not as a card', () => {
+      // Their digits pass Luhn: "220-4126 312-520-8578" as a whole, "4786 415-935-8930" in part.
+      for (const text of ['(212) 220-4126 312-520-8578', '(212) 220-4786 415-935-8930']) {
+        const r = redact(text);
+        expect(r.text).to.equal('[PHONE] [PHONE]');
+        expect(r.counts).to.deep.equal(counts({ phone: 2 }));
+      }
+    });
+
+    it('reads an order number followed by a phone number as those two, not as a card', () => {
+      // "4704 512-235-0580", "603877 415-643-5631" and "00000 212-480-0000" pass Luhn.
+      for (const [text, expected] of [
+        ['order #4704 512-235-0580 ok', 'order #4704 [PHONE] ok'],
+        ['order #603877 415-643-5631 ok', 'order #603877 [PHONE] ok'],
+        ['ORD-00000 212-480-0000', 'ORD-00000 [PHONE]'],
+      ] as const) {
+        const r = redact(text);
+        expect(r.text).to.equal(expected);
+        expect(r.counts).to.deep.equal(counts({ phone: 1 }));
+      }
     });
 
     it('keeps an order number followed by a date', () => {

@@ -70,6 +70,22 @@ const EMAIL_LOCAL_CHAR_RE = /[\p{L}\p{N}]/u;
 
 const LATIN_WORD_CHAR_RE = /[\p{Script=Latin}\p{N}]/u;
 
+/** A comma and a space at the end of a number, before what libphonenumber took as its extension. */
+const LIST_COMMA_RE = /,\s+$/;
+
+/**
+ * The longest run of text (four phone numbers or so) that {@link scanPhoneSpan} looks at again
+ * when libphonenumber's answer leaves some of it unread: every look is another call, and its cost
+ * grows with the length of the run.
+ */
+const MAX_RESCAN_CHARS = 80;
+
+/** Digits after a span that libphonenumber may have read as more of a number or its extension. */
+const DIGITS_AHEAD_RE = /^[^\p{L}\d]*(?:(?:x|ext|extn|extension)[^\p{L}\d]*)?\d/iu;
+
+/** A trailing group of digits (a count, an amount, a trunk prefix) and the space before it. */
+const TRAILING_GROUP_RE = /\s+\d+\s*$/;
+
 /** Separator groups of a national phone number that look like a real phone grouping. */
 const SHORT_GROUPS_RE = /^\d{2,4}$/;
 
@@ -179,11 +195,13 @@ function isSeparatorOfNumber(text: string, i: number): boolean {
 }
 
 /**
- * Card spans (offsets into `run`). The whole run is a card if it has 13–19 digits, no group of
- * fewer than 3, and passes Luhn. Otherwise a card may sit next to unrelated numbers ("qty 2 4111 1111 1111 1111"), so
- * consecutive groups are tried too, but only when they are grouped the way cards are printed
- * (a first group of 4, then groups of 3–6) or form one unbroken 13–19 digit group; anything looser
- * would turn lists of small numbers into false positives.
+ * Card spans (offsets into `run`). A card may sit next to unrelated numbers
+ * ("qty 2 4111 1111 1111 1111"), so every sequence of consecutive groups is tried, but only when
+ * it is grouped the way cards are printed (a first group of 4, then groups of 3–6, all separated
+ * alike) or forms one unbroken 13–19 digit group, and is not joined by a dash to a group outside
+ * it. Anything looser would turn lists of small numbers, dates next to an order number
+ * ("order 422340 2089-07-24") or phone numbers written back to back ("(212) 220-4786 415-935-8930")
+ * into false positives.
  */
 function cardSpans(run: string): [number, number][] {
   const groups: { start: number; end: number }[] = [];
@@ -193,18 +211,6 @@ function cardSpans(run: string): [number, number][] {
     groups.push({ start: i, end: j });
     i = j + 1;
   }
-  // Cards are never printed with groups of one or two digits; those are dates, times or counts
-  // next to some other number ("order 422340 2089-07-24").
-  const compact = run.replace(/[ -]/g, '');
-  if (
-    compact.length <= MAX_CARD_DIGITS &&
-    groups.every((g) => g.end - g.start >= 3) &&
-    luhnValid(compact)
-  ) {
-    return [[0, run.length]];
-  }
-  if (groups.length === 1) return [];
-
   const spans: [number, number][] = [];
   for (let i = 0; i < groups.length;) {
     const found = longestCardFrom(run, groups, i);
@@ -227,23 +233,26 @@ function longestCardFrom(
   i: number,
 ): number | undefined {
   const first = groups[i];
-  if (!first) return undefined;
+  // A dash joins the groups on either side into one number, so no card starts or ends there.
+  if (!first || run[first.start - 1] === '-') return undefined;
   const firstLen = first.end - first.start;
   if (firstLen >= MIN_CARD_DIGITS && firstLen <= MAX_CARD_DIGITS) {
-    return luhnValid(run.slice(first.start, first.end)) ? i : undefined;
+    return run[first.end] !== '-' && luhnValid(run.slice(first.start, first.end)) ? i : undefined;
   }
   if (firstLen !== 4) return undefined;
 
+  // Cards are printed with one separator throughout; "4704 512-235-0580" is a number and a phone.
+  const separator = run[first.end];
   let digits = run.slice(first.start, first.end);
   let best: number | undefined;
   for (let j = i + 1; j < groups.length; j++) {
     const g = groups[j];
     if (!g) break;
     const len = g.end - g.start;
-    if (len < 3 || len > 6) break;
+    if (len < 3 || len > 6 || run[g.start - 1] !== separator) break;
     digits += run.slice(g.start, g.end);
     if (digits.length > MAX_CARD_DIGITS) break;
-    if (digits.length >= MIN_CARD_DIGITS && luhnValid(digits)) best = j;
+    if (digits.length >= MIN_CARD_DIGITS && run[g.end] !== '-' && luhnValid(digits)) best = j;
   }
   return best;
 }
@@ -329,27 +338,88 @@ function redactPhones(text: string, defaultCountry: CountryCode, counts: Redacti
   return scan.out + text.slice(scan.last);
 }
 
-/** Runs libphonenumber on `text[start, end)` (plus a little context) and redacts what it finds. */
-function scanPhoneSpan(scan: PhoneScan, start: number, end: number): void {
+/**
+ * Redacts the numbers libphonenumber finds in `text[start, end)` (plus one character before it and
+ * the text up to `winEnd`). libphonenumber drops a number that runs on into something it cannot
+ * parse: an "extension" glued to a word or date ("… x 2BR", "… 1990-01-01"), a count, an amount or
+ * the next number's trunk prefix ("(212) 220-0000 2 times", "+1 212 220 0000 1 (212) 220-0001").
+ * So when it finds none in a span of up to {@link MAX_RESCAN_CHARS}, this looks once more at the
+ * span alone, then without a trailing group of digits; and when it finds some, at what follows the
+ * last one.
+ */
+function scanPhoneSpan(
+  scan: PhoneScan,
+  start: number,
+  end: number,
+  winEnd = Math.min(scan.text.length, end + EXTENSION_LOOKAHEAD),
+): void {
   const { text } = scan;
   if (start < scan.last) return;
   if (end - start < MIN_PHONE_DIGITS) return;
-  if (countDigits(text.slice(start, end), MIN_PHONE_DIGITS) < MIN_PHONE_DIGITS) return;
+  const span = text.slice(start, end);
+  if (countDigits(span, MIN_PHONE_DIGITS) < MIN_PHONE_DIGITS) return;
   // The tail of an identifier ("ORD-2024-000123", "#12345678"): any number libphonenumber finds
   // in it would be rejected below as glued to the preceding character, so skip the call.
-  if (isGluedBefore(text, start) && !/\s/.test(text.slice(start, end))) return;
+  if (isGluedBefore(text, start) && !/\s/.test(span)) return;
 
+  const last = scan.last;
+  searchWindow(scan, start, end, winEnd);
+  if (end - start > MAX_RESCAN_CHARS) return;
+  if (scan.last === last && DIGITS_AHEAD_RE.test(text.slice(end, winEnd))) {
+    searchWindow(scan, start, end, end);
+  }
+  if (scan.last !== last) {
+    // What follows the last number found may hold more that libphonenumber gave up on.
+    if (scan.last < end) scanPhoneSpan(scan, scan.last, end, winEnd);
+    return;
+  }
+  const trailing = TRAILING_GROUP_RE.exec(span);
+  if (trailing === null) return;
+  const cut = start + trailing.index;
+  if (countDigits(text.slice(start, cut), MIN_PHONE_DIGITS) < MIN_PHONE_DIGITS) return;
+  searchWindow(scan, start, cut, cut);
+}
+
+/** One libphonenumber call on `text[start - 1, winEnd)`, for numbers starting before `end`. */
+function searchWindow(scan: PhoneScan, start: number, end: number, winEnd: number): void {
+  const { text } = scan;
   // One character of context lets libphonenumber reject "$415 555 2671" and the like; the tail
-  // lets it pick up an extension ("ext. 123") written after the number.
+  // (by default) lets it pick up an extension ("ext. 123") written after the number.
   const winStart = Math.max(scan.last, start - 1);
-  const winEnd = Math.min(text.length, end + EXTENSION_LOOKAHEAD);
   const window = text.slice(winStart, winEnd);
   for (const found of searchPhoneNumbersInText(window, { defaultCountry: scan.defaultCountry })) {
     const startsAt = winStart + found.startsAt;
     const endsAt = winStart + found.endsAt;
     // Numbers starting in the look-ahead tail are cut off there; their own span finds them.
     if (startsAt < scan.last || startsAt >= end) continue;
-    if (!isStandalonePhone(text, startsAt, endsAt, found.number)) continue;
+    // libphonenumber reads a run it cannot parse whole from its last "(" or space, so
+    // "+1-212-220-0000 1 (212) 220-0000" yields only the second number: look again before it.
+    const before = Math.max(scan.last, start);
+    if (startsAt - before <= MAX_RESCAN_CHARS) scanPhoneSpan(scan, before, startsAt, startsAt);
+    const standalone = isStandalonePhone(text, startsAt, endsAt, found.number);
+    const ext = found.number.ext;
+    const extStart = ext === undefined ? -1 : text.lastIndexOf(ext, endsAt);
+    // "x 212" in "(212) 220-0000 x 212.220.0000" is not an extension, nor is the amount after a
+    // comma and a space in "(212) 220-0000, 1299 EUR" (",12" is a dialling pause, ", 12" a list):
+    // look again without it.
+    if (
+      extStart > startsAt &&
+      (!standalone || LIST_COMMA_RE.test(text.slice(startsAt, extStart)))
+    ) {
+      scanPhoneSpan(scan, startsAt, extStart, extStart);
+      continue;
+    }
+    if (!standalone) {
+      // A rejected match across a space may straddle two numbers ("3100 212" in
+      // "212.220.3100 212.220.0000"): look again on either side of the space instead.
+      const space = startsAt + text.slice(startsAt, endsAt).search(/\s/);
+      if (space > startsAt && space < end && end - start <= MAX_RESCAN_CHARS) {
+        scanPhoneSpan(scan, Math.max(scan.last, start), space, space);
+        scanPhoneSpan(scan, Math.max(scan.last, space + 1), end, winEnd);
+        return;
+      }
+      continue;
+    }
     scan.out += text.slice(scan.last, startsAt) + PLACEHOLDER.phone;
     scan.last = endsAt;
     scan.counts.phone++;
