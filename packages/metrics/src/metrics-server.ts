@@ -1,5 +1,6 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import helmet from 'helmet';
 import type { Registry } from 'prom-client';
 
 /** A small HTTP server for processes without an HTTP API of their own (the worker). */
@@ -11,7 +12,8 @@ export interface MetricsServer {
 
 /**
  * Serves `GET /metrics` (Prometheus text), `/healthz` (alive) and `/readyz` (the `ready` check) on
- * 127.0.0.1 or `host`. Port 0 picks a free port.
+ * 127.0.0.1 or `host`. Port 0 picks a free port. Every answer carries helmet's default security
+ * headers, as the API's and the reader's do (helmet's middleware works on plain `node:http`).
  */
 export async function startMetricsServer(options: {
   registry: Registry;
@@ -19,7 +21,8 @@ export async function startMetricsServer(options: {
   host?: string;
   ready: () => Promise<boolean>;
 }): Promise<MetricsServer> {
-  const server = createServer((req, res) => {
+  const securityHeaders = helmet();
+  const answer = (req: IncomingMessage, res: ServerResponse): void => {
     const path = (req.url ?? '/').split('?')[0];
     const send = (status: number, type: string, body: string): void => {
       res.writeHead(status, { 'content-type': type }).end(body);
@@ -41,6 +44,12 @@ export async function startMetricsServer(options: {
       return;
     }
     send(404, 'text/plain', 'not found\n');
+  };
+  const server = createServer((req, res) => {
+    securityHeaders(req, res, (err?: unknown) => {
+      if (err === undefined) answer(req, res);
+      else res.writeHead(500, { 'content-type': 'text/plain' }).end('internal error\n');
+    });
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
