@@ -8,7 +8,7 @@ import { BackendError } from '@memfleet/memory/backend-error';
 import type { BackendGate, PauseReason } from '@memfleet/memory/backend-gate';
 import type { MemoryBackend, MemoryMessage, ThreadRef } from '@memfleet/memory/memory-backend';
 import type { WorkerMetrics } from '@memfleet/metrics/worker-metrics';
-import type { Outbox, PendingMessage } from '@memfleet/outbox/outbox';
+import type { Outbox, OutboxHead, PendingMessage } from '@memfleet/outbox/outbox';
 
 /** Dependencies of {@link createThreadDrainer}. */
 export interface DrainDeps {
@@ -211,9 +211,17 @@ export function createThreadDrainer(deps: DrainDeps) {
     const off = writesOff(tenant, threadId);
     if (off !== undefined) return off;
     const token = randomUUID();
-    if (!(await outbox.acquireLock(tenant, threadId, token, settings.lockTtlMs))) {
+    let claimed: OutboxHead | undefined = await outbox.claim(
+      tenant,
+      threadId,
+      token,
+      settings.lockTtlMs,
+      backend.maxBatchSize,
+    );
+    if (claimed === undefined) {
       return { outcome: 'locked', retryInMs: await outbox.lockTtlMs(tenant, threadId) };
     }
+    let released = false;
     let lockLost = false;
     const renew = setInterval(
       () => {
@@ -268,7 +276,8 @@ export function createThreadDrainer(deps: DrainDeps) {
             : { outcome: 'yielded', written, dead };
         }
         const limit = singles > 0 ? 1 : backend.maxBatchSize;
-        const head = await outbox.readHead(tenant, threadId, limit);
+        const head = claimed ?? (await outbox.readHead(tenant, threadId, limit));
+        claimed = undefined;
         if (head.messages.length === 0) return { outcome: 'drained', written, dead };
         const thread: ThreadRef = { tenant, threadId, userId: head.userId ?? '' };
 
@@ -411,7 +420,15 @@ export function createThreadDrainer(deps: DrainDeps) {
 
         const entries = ledgerEntries(thread, batch, inLedger.size < ids.length);
         await ledger.recordWritten(entries, b);
-        await outbox.commit(tenant, threadId, token, ids, { status: 'written' }, now());
+        const left = await outbox.commit(
+          tenant,
+          threadId,
+          token,
+          ids,
+          { status: 'written' },
+          now(),
+          true,
+        );
         written += batch.length;
         if (singles > 0) singles -= batch.length;
         metrics.messagesWritten.inc({ backend: b }, batch.length);
@@ -419,12 +436,19 @@ export function createThreadDrainer(deps: DrainDeps) {
         for (const p of batch) {
           metrics.enqueueToWritten.observe({ backend: b }, (t - p.acceptedAt.getTime()) / 1000);
         }
+        if (left === 0) {
+          // The commit released the lock with the outbox empty: nothing more to read.
+          released = true;
+          return { outcome: 'drained', written, dead };
+        }
       }
     } finally {
       clearInterval(renew);
-      await outbox.releaseLock(tenant, threadId, token).catch((err: unknown) => {
-        logger.warn('thread lock release failed', { tenant, threadId, err: toError(err) });
-      });
+      if (!released) {
+        await outbox.releaseLock(tenant, threadId, token).catch((err: unknown) => {
+          logger.warn('thread lock release failed', { tenant, threadId, err: toError(err) });
+        });
+      }
     }
   };
 }

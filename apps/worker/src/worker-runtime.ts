@@ -46,6 +46,13 @@ export async function startWorker(config: Config, logger: Logger): Promise<Worke
   // Workers block on Redis; BullMQ requires maxRetriesPerRequest: null on their connection.
   const redis = createRedisClient(config.redis, { maxRetriesPerRequest: null });
   redis.on('error', (err: unknown) => logger.warn('redis error', { err }));
+  // The outbox and the backend gate get a connection of their own with auto-pipelining: the
+  // commands of concurrent drains leave in one socket write per event-loop turn.
+  const ops = createRedisClient(config.redis, {
+    maxRetriesPerRequest: null,
+    enableAutoPipelining: true,
+  });
+  ops.on('error', (err: unknown) => logger.warn('redis error', { err }));
   const pool = new pg.Pool({
     connectionString: config.databaseUrl,
     max: Math.min(50, w.concurrency + 4),
@@ -56,7 +63,7 @@ export async function startWorker(config: Config, logger: Logger): Promise<Worke
 
   const registry = createRegistry('worker');
   const metrics = createWorkerMetrics(registry);
-  const outbox = createOutbox(redis, {
+  const outbox = createOutbox(ops, {
     prefix: config.redisKeyPrefix,
     dedupeWindowS: config.messages.dedupeWindowS,
   });
@@ -86,7 +93,7 @@ export async function startWorker(config: Config, logger: Logger): Promise<Worke
   ]);
 
   const backend = createMemoryBackend(config, { pool, timeoutMs: w.backendTimeoutMs });
-  const gate = createBackendGate(redis, {
+  const gate = createBackendGate(ops, {
     prefix: config.redisKeyPrefix,
     backend: backend.name,
     settings: gateSettings(config),
@@ -233,6 +240,7 @@ export async function startWorker(config: Config, logger: Logger): Promise<Worke
         await server.close();
         await pool.end();
         redis.disconnect();
+        ops.disconnect();
       } finally {
         clearTimeout(force);
       }

@@ -23,6 +23,50 @@ async function subject(maxBatchSize?: number) {
 describeBackendContract('postgres', () => subject());
 
 describe('postgres backend specifics', () => {
+  it('remembers users and threads it created, and recreates one erased by another process', async () => {
+    const s = await subject();
+    const other = createPostgresBackend(s.pool);
+    try {
+      const ref = { tenant: 'acme', userId: 'u1', threadId: 't1' };
+      const m = (id: string) => ({
+        clientMessageId: id,
+        role: 'user' as const,
+        content: id,
+        createdAt: new Date().toISOString(),
+        metadata: {},
+      });
+      await s.backend.ensureUser(ref);
+      await s.backend.ensureThread(ref);
+      await s.backend.addMessages(ref, [m('a')]);
+      // Known: no statement reaches Postgres (a closed table would fail it).
+      await s.pool.query('ALTER TABLE memory_threads RENAME TO memory_threads_away');
+      await s.backend.ensureUser(ref);
+      await s.backend.ensureThread(ref);
+      await s.pool.query('ALTER TABLE memory_threads_away RENAME TO memory_threads');
+
+      await other.eraseUser(ref);
+      await s.backend.ensureUser(ref);
+      await s.backend.ensureThread(ref);
+      const lost = await s.backend.addMessages(ref, [m('b')]).catch((err: unknown) => err);
+      expect(lost).to.be.instanceOf(BackendError);
+      expect(lost).to.include({ kind: 'transient' });
+      // The retry creates them again.
+      await s.backend.ensureUser(ref);
+      await s.backend.ensureThread(ref);
+      await s.backend.addMessages(ref, [m('b')]);
+      expect([...(await s.backend.findWritten(ref, ['a', 'b']))]).to.deep.equal(['b']);
+
+      // Erasing through this process forgets at once.
+      await s.backend.eraseUser(ref);
+      await s.backend.ensureUser(ref);
+      await s.backend.ensureThread(ref);
+      await s.backend.addMessages(ref, [m('c')]);
+      expect([...(await s.backend.findWritten(ref, ['c']))]).to.deep.equal(['c']);
+    } finally {
+      await s.dispose();
+    }
+  });
+
   it('stores a resent message once (idempotent per tenant and client message id)', async () => {
     const s = await subject();
     try {

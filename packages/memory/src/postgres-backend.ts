@@ -1,6 +1,7 @@
 import type { Pool } from 'pg';
 import { toError } from '@memfleet/errors/to-error';
 import { BackendError } from './backend-error.ts';
+import { BoundedSet } from './bounded-set.ts';
 import type {
   CallOptions,
   ContextMessage,
@@ -16,6 +17,8 @@ export interface PostgresBackendOptions {
   maxBatchSize?: number;
   /** Messages in the context block. Default 20. */
   contextMessages?: number;
+  /** Users and threads this process remembers as existing (each). Default 10 000. */
+  ensuredCacheSize?: number;
 }
 
 interface MessageRow {
@@ -28,6 +31,7 @@ interface MessageRow {
 // SQLSTATE classes that say the request itself is bad (data exceptions, integrity violations,
 // syntax or access rule violations): retrying the same rows cannot succeed.
 const PERMANENT_CLASSES = new Set(['22', '23', '42']);
+const FOREIGN_KEY_VIOLATION = '23503';
 
 function classify(err: unknown): BackendError {
   if (err instanceof BackendError) return err;
@@ -78,6 +82,13 @@ export function createPostgresBackend(
   options: PostgresBackendOptions = {},
 ): MemoryBackend {
   const contextMessages = options.contextMessages ?? 20;
+  // Users and threads known to exist, so a drain does not re-insert them on every batch. Keyed
+  // `<tenant>\n<user>` and `<tenant>\n<user>\n<thread>`, so erasing a user forgets their threads.
+  // A thread erased by another process is caught by the messages' foreign key (below).
+  const ensuredUsers = new BoundedSet(options.ensuredCacheSize ?? 10_000);
+  const ensuredThreads = new BoundedSet(options.ensuredCacheSize ?? 10_000);
+  const userKey = (u: { tenant: string; userId: string }): string => `${u.tenant}\n${u.userId}`;
+  const threadKey = (t: ThreadRef): string => `${userKey(t)}\n${t.threadId}`;
 
   async function recentMessages(
     thread: ThreadRef,
@@ -96,20 +107,45 @@ export function createPostgresBackend(
     });
   }
 
+  function insertMessages(thread: ThreadRef, messages: readonly MemoryMessage[]): Promise<unknown> {
+    return pool.query(
+      `INSERT INTO memory_messages
+         (tenant, thread_id, client_message_id, role, name, content, metadata, created_at)
+       SELECT $1, $2, m.cmid, m.role, m.name, m.content, m.metadata, m.created_at
+       FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::timestamptz[])
+            WITH ORDINALITY AS m(cmid, role, name, content, metadata, created_at, n)
+       ORDER BY m.n
+       ON CONFLICT (tenant, client_message_id) DO NOTHING`,
+      [
+        thread.tenant,
+        thread.threadId,
+        messages.map((m) => m.clientMessageId),
+        messages.map((m) => m.role),
+        messages.map((m) => m.name ?? null),
+        messages.map((m) => m.content),
+        messages.map((m) => JSON.stringify(m.metadata)),
+        messages.map((m) => m.createdAt),
+      ],
+    );
+  }
+
   return {
     name: 'postgres',
     maxBatchSize: options.maxBatchSize ?? 100,
 
     ensureUser: (user, callOptions) =>
       run(callOptions, async () => {
+        if (ensuredUsers.has(userKey(user))) return;
         await pool.query(
           `INSERT INTO memory_users (tenant, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
           [user.tenant, user.userId],
         );
+        ensuredUsers.add(userKey(user));
       }),
 
     ensureThread: (thread, callOptions) =>
       run(callOptions, async () => {
+        if (ensuredThreads.has(threadKey(thread))) return;
         await pool.query(
           `INSERT INTO memory_threads (tenant, thread_id, user_id) VALUES ($1, $2, $3)
            ON CONFLICT DO NOTHING`,
@@ -123,31 +159,22 @@ export function createPostgresBackend(
         if (owner !== thread.userId) {
           throw new BackendError('permanent', `thread ${thread.threadId} belongs to another user`);
         }
+        ensuredThreads.add(threadKey(thread));
       }),
 
     addMessages: (thread, messages: readonly MemoryMessage[], callOptions) =>
       run(callOptions, async () => {
         if (messages.length === 0) return;
         // ORDER BY ordinality makes ids (the store's order) follow the batch order.
-        await pool.query(
-          `INSERT INTO memory_messages
-             (tenant, thread_id, client_message_id, role, name, content, metadata, created_at)
-           SELECT $1, $2, m.cmid, m.role, m.name, m.content, m.metadata, m.created_at
-           FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::timestamptz[])
-                WITH ORDINALITY AS m(cmid, role, name, content, metadata, created_at, n)
-           ORDER BY m.n
-           ON CONFLICT (tenant, client_message_id) DO NOTHING`,
-          [
-            thread.tenant,
-            thread.threadId,
-            messages.map((m) => m.clientMessageId),
-            messages.map((m) => m.role),
-            messages.map((m) => m.name ?? null),
-            messages.map((m) => m.content),
-            messages.map((m) => JSON.stringify(m.metadata)),
-            messages.map((m) => m.createdAt),
-          ],
-        );
+        await insertMessages(thread, messages).catch((err: unknown) => {
+          if ((err as { code?: unknown }).code !== FOREIGN_KEY_VIOLATION) throw err;
+          // The thread (or its user) was erased behind the cache: create it again on the retry.
+          ensuredUsers.delete(userKey(thread));
+          ensuredThreads.delete(threadKey(thread));
+          throw new BackendError('transient', `thread ${thread.threadId} does not exist`, {
+            cause: toError(err),
+          });
+        });
       }),
 
     findWritten: (thread, clientMessageIds, callOptions) =>
@@ -173,6 +200,8 @@ export function createPostgresBackend(
 
     eraseUser: (user, callOptions) =>
       run(callOptions, async () => {
+        ensuredUsers.delete(userKey(user));
+        ensuredThreads.deleteWhere((key) => key.startsWith(`${userKey(user)}\n`));
         await pool.query(`DELETE FROM memory_users WHERE tenant = $1 AND user_id = $2`, [
           user.tenant,
           user.userId,

@@ -1,5 +1,6 @@
 import { Zep, ZepClient, ZepError, ZepTimeoutError } from '@getzep/zep-cloud';
 import { toError } from '@memfleet/errors/to-error';
+import { BoundedSet } from './bounded-set.ts';
 import { BackendError } from './backend-error.ts';
 import { retryAfterMs } from './retry-after.ts';
 import type {
@@ -134,29 +135,6 @@ function zepMetadataValue(value: unknown): unknown {
     return value;
   }
   return JSON.stringify(value);
-}
-
-/** A small insertion-ordered set that forgets its oldest entries. */
-class BoundedSet {
-  private readonly items = new Set<string>();
-  constructor(private readonly max: number) {}
-  has(key: string): boolean {
-    return this.items.has(key);
-  }
-  add(key: string): void {
-    this.items.delete(key);
-    this.items.add(key);
-    if (this.items.size > this.max) {
-      const oldest = this.items.values().next();
-      if (oldest.done !== true) this.items.delete(oldest.value);
-    }
-  }
-  delete(key: string): void {
-    this.items.delete(key);
-  }
-  deleteWhere(test: (key: string) => boolean): void {
-    for (const key of this.items) if (test(key)) this.items.delete(key);
-  }
 }
 
 /**

@@ -231,6 +231,65 @@ describe('outbox (real Redis)', () => {
     expect(await ctx.outbox.length('acme', 't1')).to.equal(1);
   });
 
+  it('claims a thread and its head in one call; a commit may release it once empty', async () => {
+    await ctx.outbox.append(
+      'acme',
+      't1',
+      'u1',
+      [
+        { clientMessageId: 'm1', body: body('a') },
+        { clientMessageId: 'm2', body: body('b') },
+        { clientMessageId: 'm:3', body: body('c') },
+      ],
+      1,
+    );
+    const head = await ctx.outbox.claim('acme', 't1', 'tok', 5000, 2);
+    expect(head?.userId).to.equal('u1');
+    expect(head?.uncertain).to.equal(false);
+    expect(head?.messages.map((m) => [m.clientMessageId, m.seq, m.body])).to.deep.equal([
+      ['m1', 1, body('a')],
+      ['m2', 2, body('b')],
+    ]);
+    expect(await ctx.outbox.claim('acme', 't1', 'other', 5000, 2)).to.equal(undefined);
+    expect(await ctx.outbox.lockTtlMs('acme', 't1')).to.be.above(0);
+    // The claim cleared the drain request: the next message asks for a drain again.
+    const next = await ctx.outbox.append(
+      'acme',
+      't1',
+      'u1',
+      [{ clientMessageId: 'm4', body: body('d') }],
+      2,
+    );
+    expect(next).to.deep.include({ drainNeeded: true });
+
+    await ctx.outbox.beginWrite('acme', 't1', ['m1', 'm2']);
+    const left = await ctx.outbox.commit(
+      'acme',
+      't1',
+      'tok',
+      ['m1', 'm2'],
+      { status: 'written' },
+      3,
+      true,
+    );
+    expect(left).to.equal(2);
+    expect(await ctx.outbox.lockTtlMs('acme', 't1')).to.be.above(0);
+    const rest = await ctx.outbox.readHead('acme', 't1', 10);
+    expect(rest.messages.map((m) => m.clientMessageId)).to.deep.equal(['m:3', 'm4']);
+    expect(rest.messages[0]?.body).to.equal(body('c'));
+    expect(
+      await ctx.outbox.commit('acme', 't1', 'tok', ['m:3', 'm4'], { status: 'written' }, 4, true),
+    ).to.equal(0);
+    expect(await ctx.outbox.lockTtlMs('acme', 't1')).to.equal(0);
+    const empty = await ctx.outbox.claim('acme', 't1', 'again', 5000, 2);
+    expect(empty?.messages).to.deep.equal([]);
+    expect(await ctx.outbox.claim('acme', 'unknown', 'tok', 5000, 2)).to.deep.equal({
+      userId: undefined,
+      uncertain: false,
+      messages: [],
+    });
+  });
+
   it('commits the head under the lock: written drops the body, dead keeps it with a reason', async () => {
     await ctx.outbox.append(
       'acme',

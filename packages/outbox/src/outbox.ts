@@ -111,6 +111,17 @@ export interface Outbox {
   status(tenant: string, clientMessageId: string): Promise<MessageStatus | undefined>;
   /** Takes the thread for one drain; false when another drain holds it. */
   acquireLock(tenant: string, threadId: string, token: string, ttlMs: number): Promise<boolean>;
+  /**
+   * Takes the thread for one drain and reads the head of its outbox (as {@link Outbox.readHead}),
+   * in one round trip for the lock and the head's ids; undefined when another drain holds it.
+   */
+  claim(
+    tenant: string,
+    threadId: string,
+    token: string,
+    ttlMs: number,
+    limit: number,
+  ): Promise<OutboxHead | undefined>;
   /** Extends the lock if still held; false when it was lost. */
   extendLock(tenant: string, threadId: string, token: string, ttlMs: number): Promise<boolean>;
   /** Remaining ms of the thread's lock (0 when free). */
@@ -137,6 +148,7 @@ export interface Outbox {
   /**
    * Removes these messages from the head of the outbox with their final status, if the lock is
    * still held and they are still the head. Returns the number of messages left in the outbox.
+   * With `releaseIfEmpty`, the same call releases the lock when nothing is left.
    */
   commit(
     tenant: string,
@@ -145,6 +157,7 @@ export interface Outbox {
     clientMessageIds: readonly string[],
     outcome: CommitOutcome,
     nowMs: number,
+    releaseIfEmpty?: boolean,
   ): Promise<number>;
   /** Threads with pending messages and no progress since `beforeMs`. */
   stalledThreads(beforeMs: number, limit: number): Promise<{ tenant: string; threadId: string }[]>;
@@ -261,6 +274,29 @@ if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
   return 1
 end
 return 0
+`);
+
+// KEYS: lock, thread hash, outbox. ARGV: token, ttl ms, limit. Like ACQUIRE, then the head's ids
+// and the thread's owner and inflight mark: {1, user, inflight, ids...}, or {0} when held.
+const CLAIM = redisScript(`
+if not redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return {0} end
+redis.call('HDEL', KEYS[2], 'drain')
+local t = redis.call('HMGET', KEYS[2], 'user', 'inflight')
+local res = {1, t[1], t[2]}
+for _, id in ipairs(redis.call('LRANGE', KEYS[3], 0, tonumber(ARGV[3]) - 1)) do
+  res[#res + 1] = id
+end
+return res
+`);
+
+// KEYS: thread hash, outbox. ARGV: limit. {user, inflight, ids...}
+const HEAD = redisScript(`
+local t = redis.call('HMGET', KEYS[1], 'user', 'inflight')
+local res = {t[1], t[2]}
+for _, id in ipairs(redis.call('LRANGE', KEYS[2], 0, tonumber(ARGV[1]) - 1)) do
+  res[#res + 1] = id
+end
+return res
 `);
 
 const EXTEND = redisScript(`
@@ -402,13 +438,14 @@ return res
 `);
 
 // KEYS: lock, outbox, thread hash, pending zset, dead zset, message hashes...
-// ARGV: token, status, now, ttl s, error, pending member, client message ids...
+// ARGV: token, status, now, ttl s, error, pending member, release if empty (0/1), client message
+// ids...
 const COMMIT = redisScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
-local n = #ARGV - 6
+local n = #ARGV - 7
 local head = redis.call('LRANGE', KEYS[2], 0, n - 1)
 for i = 1, n do
-  if head[i] ~= ARGV[6 + i] then return -2 end
+  if head[i] ~= ARGV[7 + i] then return -2 end
 end
 redis.call('LTRIM', KEYS[2], n, -1)
 for i = 1, n do
@@ -418,7 +455,7 @@ for i = 1, n do
     redis.call('HDEL', key, 'body', 'error')
   else
     redis.call('HSET', key, 'status', 'dead', 'error', ARGV[5], 'dead_at', ARGV[3])
-    redis.call('ZADD', KEYS[5], ARGV[3], ARGV[6 + i])
+    redis.call('ZADD', KEYS[5], ARGV[3], ARGV[7 + i])
   end
   redis.call('EXPIRE', key, ARGV[4])
 end
@@ -426,6 +463,7 @@ redis.call('HDEL', KEYS[3], 'inflight')
 local left = redis.call('LLEN', KEYS[2])
 if left == 0 then
   redis.call('ZREM', KEYS[4], ARGV[6])
+  if ARGV[7] == '1' then redis.call('DEL', KEYS[1]) end
 else
   redis.call('ZADD', KEYS[4], 'XX', ARGV[3], ARGV[6])
 end
@@ -441,6 +479,34 @@ export function createOutbox(redis: ScriptClient, options: OutboxOptions = {}): 
   const ttlS = options.dedupeWindowS ?? 30 * 86_400;
   const recentMessages = options.recentMessages ?? 4;
   const drainWindowMs = options.drainRequestWindowMs ?? 5000;
+
+  /** The head from a HEAD-shaped reply (user, inflight, ids...) and one pipeline of the bodies. */
+  async function headOf(tenant: string, reply: readonly unknown[]): Promise<OutboxHead> {
+    const [user, inflight, ...rest] = reply;
+    const ids = rest.map(String);
+    const pipeline = redis.pipeline();
+    for (const id of ids) {
+      pipeline.hmget(keys.message(tenant, id), 'seq', 'attempts', 'accepted_at', 'body');
+    }
+    const rows = ids.length === 0 ? [] : ((await pipeline.exec()) ?? []);
+    const messages = ids.map((clientMessageId, i): PendingMessage => {
+      const [err, value] = rows[i] ?? [null, null];
+      if (err !== null) throw err;
+      const [seq, attempts, acceptedAt, body] = (value ?? []) as (string | null)[];
+      return {
+        clientMessageId,
+        seq: num(seq),
+        attempts: num(attempts),
+        acceptedAt: new Date(num(acceptedAt)),
+        body: body ?? undefined,
+      };
+    });
+    return {
+      userId: typeof user === 'string' ? user : undefined,
+      uncertain: inflight !== null && inflight !== undefined && inflight !== false,
+      messages,
+    };
+  }
 
   return {
     keys,
@@ -516,33 +582,23 @@ export function createOutbox(redis: ScriptClient, options: OutboxOptions = {}): 
       await RELEASE.run(redis, [keys.lock(tenant, threadId)], [token]);
     },
 
+    async claim(tenant, threadId, token, ttlMs, limit) {
+      const res = (await CLAIM.run(
+        redis,
+        [keys.lock(tenant, threadId), keys.thread(tenant, threadId), keys.outbox(tenant, threadId)],
+        [token, ttlMs, limit],
+      )) as (string | number | null)[];
+      if (res[0] !== 1) return undefined;
+      return headOf(tenant, res.slice(1));
+    },
+
     async readHead(tenant, threadId, limit) {
-      const [ids, thread] = await Promise.all([
-        redis.lrange(keys.outbox(tenant, threadId), 0, limit - 1),
-        redis.hmget(keys.thread(tenant, threadId), 'user', 'inflight'),
-      ]);
-      const pipeline = redis.pipeline();
-      for (const id of ids) {
-        pipeline.hmget(keys.message(tenant, id), 'seq', 'attempts', 'accepted_at', 'body');
-      }
-      const rows = ids.length === 0 ? [] : ((await pipeline.exec()) ?? []);
-      const messages = ids.map((clientMessageId, i): PendingMessage => {
-        const [err, value] = rows[i] ?? [null, null];
-        if (err !== null) throw err;
-        const [seq, attempts, acceptedAt, body] = (value ?? []) as (string | null)[];
-        return {
-          clientMessageId,
-          seq: num(seq),
-          attempts: num(attempts),
-          acceptedAt: new Date(num(acceptedAt)),
-          body: body ?? undefined,
-        };
-      });
-      return {
-        userId: thread[0] ?? undefined,
-        uncertain: thread[1] !== null && thread[1] !== undefined,
-        messages,
-      };
+      const res = (await HEAD.run(
+        redis,
+        [keys.thread(tenant, threadId), keys.outbox(tenant, threadId)],
+        [limit],
+      )) as (string | null)[];
+      return headOf(tenant, res);
     },
 
     async beginWrite(tenant, threadId, clientMessageIds) {
@@ -561,7 +617,7 @@ export function createOutbox(redis: ScriptClient, options: OutboxOptions = {}): 
       );
     },
 
-    async commit(tenant, threadId, token, clientMessageIds, outcome, nowMs) {
+    async commit(tenant, threadId, token, clientMessageIds, outcome, nowMs, releaseIfEmpty) {
       const res = (await COMMIT.run(
         redis,
         [
@@ -579,6 +635,7 @@ export function createOutbox(redis: ScriptClient, options: OutboxOptions = {}): 
           ttlS,
           outcome.status === 'dead' ? outcome.reason : '',
           pendingMember(tenant, threadId),
+          releaseIfEmpty === true ? 1 : 0,
           ...clientMessageIds,
         ],
       )) as number;
