@@ -43,6 +43,56 @@ describe('ledger (real Postgres)', () => {
     await db.drop();
   });
 
+  it('shares one statement among concurrent calls, and a refused row fails only its caller', async () => {
+    const statements: string[] = [];
+    const counting = {
+      query: (text: string, values?: unknown[]) => {
+        statements.push(text.trim().split(/\s+/)[0] ?? '');
+        return pool.query(text, values);
+      },
+    } as unknown as pg.Pool;
+    const shared = createLedger(counting);
+    const threads = Array.from({ length: 20 }, (_, t) =>
+      [0, 1].map((m) =>
+        entry(`c${String(t)}-${String(m)}`, m + 1, {
+          threadId: `t${String(t)}`,
+          tenant: t % 2 === 0 ? 'acme' : 'globex',
+        }),
+      ),
+    );
+    await Promise.all(threads.map((e) => shared.recordWritten(e, 'zep')));
+    expect(statements).to.deep.equal(['INSERT']);
+
+    statements.length = 0;
+    const found = await Promise.all(
+      threads.map((e, t) =>
+        shared.findWritten(
+          t % 2 === 0 ? 'acme' : 'globex',
+          [...e.map((x) => x.clientMessageId), `unknown-${String(t)}`],
+          'zep',
+        ),
+      ),
+    );
+    expect(statements).to.deep.equal(['SELECT']);
+    expect(found.map((f) => [...f].sort())).to.deep.equal(
+      threads.map((e) => e.map((x) => x.clientMessageId).sort()),
+    );
+    // Tenants stay apart: acme's ids asked as globex's are not written.
+    expect([...(await shared.findWritten('globex', ['c0-0'], 'zep'))]).to.deep.equal([]);
+    expect([...(await shared.findWritten('acme', ['c0-0'], 'mem0'))]).to.deep.equal([]);
+
+    // A body Postgres refuses (not JSON) fails its own call; the others land.
+    const results = await Promise.allSettled([
+      shared.recordWritten([entry('ok-1', 1)], 'zep'),
+      shared.recordWritten([entry('bad', 2, { body: '{not json' })], 'zep'),
+      shared.recordWritten([entry('ok-2', 3)], 'zep'),
+    ]);
+    expect(results.map((r) => r.status)).to.deep.equal(['fulfilled', 'rejected', 'fulfilled']);
+    expect(await row('ok-1')).to.include({ status: 'written' });
+    expect(await row('ok-2')).to.include({ status: 'written' });
+    expect(await row('bad')).to.equal(undefined);
+  });
+
   async function row(id: string) {
     const res = await pool.query<{ status: string; backend: string; body: unknown }>(
       'SELECT status, backend, body FROM ledger WHERE client_message_id = $1',

@@ -1,3 +1,4 @@
+import DataLoader from 'dataloader';
 import type { Pool } from 'pg';
 
 /** A message reaching a final state, as recorded in the ledger. */
@@ -106,11 +107,11 @@ interface StatusRow {
 const UPSERT = `
   INSERT INTO ledger (tenant, client_message_id, thread_id, user_id, seq, status, attempts, error,
                       backend, accepted_at, written_at, body)
-  SELECT $1, e.cmid, e.thread, e.usr, e.seq, $2, e.attempts, $3, $4, e.accepted,
+  SELECT e.tenant, e.cmid, e.thread, e.usr, e.seq, $2, e.attempts, $3, $4, e.accepted,
          CASE WHEN $2 = 'written' THEN now() END, e.body::jsonb
-  FROM unnest($5::text[], $6::text[], $7::text[], $8::bigint[], $9::int[], $10::timestamptz[],
-              $11::text[])
-       AS e(cmid, thread, usr, seq, attempts, accepted, body)
+  FROM unnest($1::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::int[],
+              $10::timestamptz[], $11::text[])
+       AS e(tenant, cmid, thread, usr, seq, attempts, accepted, body)
   ON CONFLICT (tenant, client_message_id) DO UPDATE
     SET status = EXCLUDED.status, attempts = EXCLUDED.attempts, error = EXCLUDED.error,
         backend = EXCLUDED.backend, written_at = EXCLUDED.written_at,
@@ -174,7 +175,35 @@ function selectionWhere(selection: WrittenSelection): { where: string; params: u
   return { where: clauses.join(' AND '), params };
 }
 
-/** Creates the ledger over a pg pool (the caller owns and closes the pool). */
+/** A message's key in the written-check and write batches. */
+interface Keyed {
+  tenant: string;
+  clientMessageId: string;
+  backend: string;
+}
+
+const keyOf = (k: Keyed): string => `${k.backend}\n${k.tenant}\n${k.clientMessageId}`;
+
+/** Groups items by backend, in first-seen order. */
+function byBackend<T extends { backend: string }>(items: readonly T[]): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const list = groups.get(item.backend) ?? [];
+    list.push(item);
+    groups.set(item.backend, list);
+  }
+  return groups;
+}
+
+/**
+ * Creates the ledger over a pg pool (the caller owns and closes the pool).
+ *
+ * The drain's two ledger calls, `findWritten` before a backend write and `recordWritten` after it,
+ * are coalesced across concurrent drains (DataLoader: the calls of one event-loop turn share one
+ * statement), so a worker at high concurrency sends a few statements per turn instead of two per
+ * batch. The rows are independent: a shared `recordWritten` statement that fails is retried one
+ * caller at a time, so a row Postgres refuses fails its own drain only.
+ */
 export function createLedger(pool: Pool): Ledger {
   async function upsert(
     entries: readonly LedgerEntry[],
@@ -182,43 +211,97 @@ export function createLedger(pool: Pool): Ledger {
     backend: string,
     reason: string | null,
   ): Promise<void> {
-    // One statement per tenant keeps the write a single round trip for a batch (a batch is always
-    // one thread, hence one tenant).
-    const byTenant = new Map<string, LedgerEntry[]>();
-    for (const e of entries) {
-      const list = byTenant.get(e.tenant) ?? [];
-      list.push(e);
-      byTenant.set(e.tenant, list);
-    }
-    for (const [tenant, list] of byTenant) {
-      await pool.query(UPSERT, [
-        tenant,
-        status,
-        reason,
-        backend,
-        list.map((e) => e.clientMessageId),
-        list.map((e) => e.threadId),
-        list.map((e) => e.userId),
-        list.map((e) => e.seq),
-        list.map((e) => e.attempts),
-        list.map((e) => e.acceptedAt),
-        list.map((e) => (status === 'written' ? storableBody(e.body) : null)),
-      ]);
-    }
+    if (entries.length === 0) return;
+    await pool.query(UPSERT, [
+      entries.map((e) => e.tenant),
+      status,
+      reason,
+      backend,
+      entries.map((e) => e.clientMessageId),
+      entries.map((e) => e.threadId),
+      entries.map((e) => e.userId),
+      entries.map((e) => e.seq),
+      entries.map((e) => e.attempts),
+      entries.map((e) => e.acceptedAt),
+      entries.map((e) => (status === 'written' ? storableBody(e.body) : null)),
+    ]);
   }
 
+  const written = new DataLoader<Keyed, boolean, string>(
+    async (keys) => {
+      const found = new Set<string>();
+      for (const [backend, list] of byBackend(keys)) {
+        const res = await pool.query<{ tenant: string; client_message_id: string }>(
+          `SELECT tenant, client_message_id FROM ledger
+           WHERE (tenant, client_message_id) IN
+                 (SELECT * FROM unnest($1::text[], $2::text[]))
+             AND status = 'written' AND backend = $3`,
+          [list.map((k) => k.tenant), list.map((k) => k.clientMessageId), backend],
+        );
+        for (const r of res.rows) {
+          found.add(keyOf({ backend, tenant: r.tenant, clientMessageId: r.client_message_id }));
+        }
+      }
+      return keys.map((k) => found.has(keyOf(k)));
+    },
+    { cache: false, maxBatchSize: 2000 },
+  );
+
+  /** One `recordWritten` call: its entries and the backend. */
+  interface WriteCall {
+    entries: readonly LedgerEntry[];
+    backend: string;
+  }
+  const writes = new DataLoader<WriteCall, true>(
+    async (calls) => {
+      const results: (true | Error)[] = calls.map(() => true);
+      for (const [backend, list] of byBackend(calls)) {
+        try {
+          await upsert(
+            list.flatMap((c) => c.entries),
+            'written',
+            backend,
+            null,
+          );
+        } catch (err: unknown) {
+          const shared = err instanceof Error ? err : new Error(String(err));
+          if (list.length === 1) {
+            results[calls.indexOf(list[0] as WriteCall)] = shared;
+            continue;
+          }
+          for (const call of list) {
+            const i = calls.indexOf(call);
+            try {
+              await upsert(call.entries, 'written', backend, null);
+            } catch (own: unknown) {
+              results[i] = own instanceof Error ? own : new Error(String(own));
+            }
+          }
+        }
+      }
+      return results;
+    },
+    { cache: false, maxBatchSize: 200 },
+  );
+
   return {
-    recordWritten: (entries, backend) => upsert(entries, 'written', backend, null),
+    async recordWritten(entries, backend) {
+      if (entries.length === 0) return;
+      await writes.load({ entries, backend });
+    },
     recordDead: (entries, backend, reason) => upsert(entries, 'dead', backend, reason),
     async findWritten(tenant, clientMessageIds, backend) {
       if (clientMessageIds.length === 0) return new Set();
-      const res = await pool.query<{ client_message_id: string }>(
-        `SELECT client_message_id FROM ledger
-         WHERE tenant = $1 AND client_message_id = ANY($2::text[]) AND status = 'written'
-           AND backend = $3`,
-        [tenant, clientMessageIds, backend],
+      const flags = await written.loadMany(
+        clientMessageIds.map((clientMessageId) => ({ tenant, clientMessageId, backend })),
       );
-      return new Set(res.rows.map((r) => r.client_message_id));
+      const result = new Set<string>();
+      flags.forEach((flag, i) => {
+        if (flag instanceof Error) throw flag;
+        const id = clientMessageIds[i];
+        if (flag && id !== undefined) result.add(id);
+      });
+      return result;
     },
     async userMessages(tenant, userId) {
       const res = await pool.query<{ client_message_id: string; thread_id: string }>(
