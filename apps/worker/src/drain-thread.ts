@@ -270,15 +270,24 @@ export function createThreadDrainer(deps: DrainDeps) {
         const turnedOff = writesOff(tenant, threadId);
         if (turnedOff !== undefined) return turnedOff;
         if (deps.isStopping() || now() - started >= settings.sliceMs) {
-          const left = await outbox.length(tenant, threadId);
-          return left === 0
-            ? { outcome: 'drained', written, dead }
-            : { outcome: 'yielded', written, dead };
+          if (await outbox.releaseIfEmpty(tenant, threadId, token)) {
+            released = true;
+            return { outcome: 'drained', written, dead };
+          }
+          return { outcome: 'yielded', written, dead };
         }
         const limit = singles > 0 ? 1 : backend.maxBatchSize;
         const head = claimed ?? (await outbox.readHead(tenant, threadId, limit));
         claimed = undefined;
-        if (head.messages.length === 0) return { outcome: 'drained', written, dead };
+        if (head.messages.length === 0) {
+          // Atomic with the emptiness check: a message appended after it finds the thread free
+          // and its drain request mark cleared, so it asks for a drain of its own.
+          if (await outbox.releaseIfEmpty(tenant, threadId, token)) {
+            released = true;
+            return { outcome: 'drained', written, dead };
+          }
+          continue;
+        }
         const thread: ThreadRef = { tenant, threadId, userId: head.userId ?? '' };
 
         // Corrupt bodies (never produced by the API, but possible in a shared Redis) are isolated.

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Ledger } from '@memfleet/db/ledger';
-import type { DrainQueue } from '@memfleet/jobs/thread-drain';
+import { requestDrain, type DrainQueue } from '@memfleet/jobs/thread-drain';
 import { toError } from '@memfleet/errors/to-error';
 import type { Logger } from '@memfleet/logger/create-logger';
 import type { MemoryBackend } from '@memfleet/memory/memory-backend';
@@ -49,6 +49,9 @@ export function createUserEraser(deps: EraseDeps) {
     ]);
     const token = randomUUID();
     const held: string[] = [];
+    // Threads with messages accepted while the erasure held them: drains that found them held
+    // left them to the holder, so they are drained once the locks are gone.
+    const accepted: string[] = [];
     try {
       for (const threadId of threads) {
         if (!(await outbox.acquireLock(tenant, threadId, token, settings.lockTtlMs))) {
@@ -66,7 +69,8 @@ export function createUserEraser(deps: EraseDeps) {
           ...rows.filter((r) => r.threadId === threadId).map((r) => r.clientMessageId),
           ...(await outbox.pendingIds(tenant, threadId)),
         ]);
-        await outbox.eraseThread(tenant, threadId, userId, token, [...ids]);
+        const left = await outbox.eraseThread(tenant, threadId, userId, token, [...ids]);
+        if (left > 0) accepted.push(threadId);
         messages += ids.size;
       }
       const ledgerRows = await ledger.eraseUser(tenant, userId);
@@ -84,6 +88,11 @@ export function createUserEraser(deps: EraseDeps) {
       for (const threadId of held) {
         await outbox.releaseLock(tenant, threadId, token).catch((err: unknown) => {
           deps.logger.warn('thread lock release failed', { tenant, threadId, err: toError(err) });
+        });
+      }
+      for (const threadId of accepted) {
+        await requestDrain(deps.queue, tenant, threadId).catch((err: unknown) => {
+          deps.logger.warn('drain not requested', { tenant, threadId, err: toError(err) });
         });
       }
     }

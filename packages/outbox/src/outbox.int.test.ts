@@ -281,6 +281,28 @@ describe('outbox (real Redis)', () => {
       await ctx.outbox.commit('acme', 't1', 'tok', ['m:3', 'm4'], { status: 'written' }, 4, true),
     ).to.equal(0);
     expect(await ctx.outbox.lockTtlMs('acme', 't1')).to.equal(0);
+    // Releasing with the outbox empty also clears the drain request mark.
+    expect(
+      await ctx.outbox.append('acme', 't1', 'u1', [{ clientMessageId: 'm5', body: body('e') }], 5),
+    ).to.deep.include({ drainNeeded: true });
+    expect(await ctx.outbox.claim('acme', 't1', 'tok2', 5000, 2)).to.not.equal(undefined);
+    expect(
+      await ctx.outbox.append('acme', 't1', 'u1', [{ clientMessageId: 'm6', body: body('f') }], 6),
+    ).to.deep.include({ drainNeeded: true });
+    expect(
+      await ctx.outbox.append('acme', 't1', 'u1', [{ clientMessageId: 'm7', body: body('g') }], 7),
+    ).to.deep.include({ drainNeeded: false });
+    expect(await ctx.outbox.releaseIfEmpty('acme', 't1', 'tok2')).to.equal(false);
+    expect(await ctx.outbox.lockTtlMs('acme', 't1')).to.be.above(0);
+    await ctx.outbox.commit('acme', 't1', 'tok2', ['m5', 'm6', 'm7'], { status: 'written' }, 8);
+    expect(await ctx.outbox.releaseIfEmpty('acme', 't1', 'tok2')).to.equal(true);
+    expect(await ctx.outbox.lockTtlMs('acme', 't1')).to.equal(0);
+    const lost = await ctx.outbox.releaseIfEmpty('acme', 't1', 'tok2').catch((e: unknown) => e);
+    expect(lost).to.be.instanceOf(LockLostError);
+    expect(
+      await ctx.outbox.append('acme', 't1', 'u1', [{ clientMessageId: 'm8', body: body('h') }], 9),
+    ).to.deep.include({ drainNeeded: true });
+    await ctx.redis.lpop(ctx.outbox.keys.outbox('acme', 't1'));
     const empty = await ctx.outbox.claim('acme', 't1', 'again', 5000, 2);
     expect(empty?.messages).to.deep.equal([]);
     expect(await ctx.outbox.claim('acme', 'unknown', 'tok', 5000, 2)).to.deep.equal({

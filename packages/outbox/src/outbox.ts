@@ -128,6 +128,12 @@ export interface Outbox {
   lockTtlMs(tenant: string, threadId: string): Promise<number>;
   /** Releases the lock if still held. */
   releaseLock(tenant: string, threadId: string, token: string): Promise<void>;
+  /**
+   * Ends a drain: releases the lock, and clears the drain request mark, if the outbox is empty
+   * (true). False while messages wait (the lock stays held); throws {@link LockLostError} when the
+   * lock is no longer held.
+   */
+  releaseIfEmpty(tenant: string, threadId: string, token: string): Promise<boolean>;
   /** Up to `limit` messages from the head of the thread's outbox, in order. */
   readHead(tenant: string, threadId: string, limit: number): Promise<OutboxHead>;
   /** Marks a write of these head messages as started: counts an attempt, sets `uncertain`. */
@@ -148,7 +154,8 @@ export interface Outbox {
   /**
    * Removes these messages from the head of the outbox with their final status, if the lock is
    * still held and they are still the head. Returns the number of messages left in the outbox.
-   * With `releaseIfEmpty`, the same call releases the lock when nothing is left.
+   * With `releaseIfEmpty`, the same call ends the drain when nothing is left, as
+   * {@link Outbox.releaseIfEmpty}.
    */
   commit(
     tenant: string,
@@ -304,6 +311,16 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
+`);
+
+// KEYS: lock, outbox, thread hash. ARGV: token. Releases the lock and clears the drain request
+// mark only when the outbox is empty: 1 released, 0 messages wait (still held), -1 not held.
+const RELEASE_IF_EMPTY = redisScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+if redis.call('LLEN', KEYS[2]) > 0 then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HDEL', KEYS[3], 'drain')
+return 1
 `);
 
 const RELEASE = redisScript(`
@@ -463,7 +480,10 @@ redis.call('HDEL', KEYS[3], 'inflight')
 local left = redis.call('LLEN', KEYS[2])
 if left == 0 then
   redis.call('ZREM', KEYS[4], ARGV[6])
-  if ARGV[7] == '1' then redis.call('DEL', KEYS[1]) end
+  if ARGV[7] == '1' then
+    redis.call('DEL', KEYS[1])
+    redis.call('HDEL', KEYS[3], 'drain')
+  end
 else
   redis.call('ZADD', KEYS[4], 'XX', ARGV[3], ARGV[6])
 end
@@ -580,6 +600,16 @@ export function createOutbox(redis: ScriptClient, options: OutboxOptions = {}): 
 
     async releaseLock(tenant, threadId, token) {
       await RELEASE.run(redis, [keys.lock(tenant, threadId)], [token]);
+    },
+
+    async releaseIfEmpty(tenant, threadId, token) {
+      const res = await RELEASE_IF_EMPTY.run(
+        redis,
+        [keys.lock(tenant, threadId), keys.outbox(tenant, threadId), keys.thread(tenant, threadId)],
+        [token],
+      );
+      if (res === -1) throw new LockLostError('release');
+      return res === 1;
     },
 
     async claim(tenant, threadId, token, ttlMs, limit) {
