@@ -73,6 +73,31 @@ describe('createLogger', () => {
     expect((await verbose.lines()).map((l) => l.message)).to.deep.equal(['shown too']);
   });
 
+  it('hands the lines of one event-loop turn to the stream in one write, in order', async () => {
+    const stream = new PassThrough();
+    const writes: string[] = [];
+    const write = stream.write.bind(stream);
+    stream.write = ((chunk: string | Buffer, ...rest: never[]) => {
+      writes.push(String(chunk));
+      return write(chunk, ...rest);
+    }) as typeof stream.write;
+    const logger = createLogger({ service: 'test-svc', stream });
+    logger.info('one');
+    logger.warn('two');
+    logger.info('three');
+    await new Promise((resolve) => setImmediate(resolve));
+    logger.info('four');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(writes).to.have.length(2);
+    const messages = writes.map((w) =>
+      w
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => (JSON.parse(l) as { message: string }).message),
+    );
+    expect(messages).to.deep.equal([['one', 'two', 'three'], ['four']]);
+  });
+
   it('follows a level changed at run time, for the logger and its children', async () => {
     const c = capture();
     const child = c.logger.child({ requestId: 'r1' });

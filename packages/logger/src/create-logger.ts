@@ -1,4 +1,5 @@
 import { redactDeep, setProperty } from '@memfleet/redaction/redact-deep';
+import { Writable } from 'node:stream';
 import { createLogger as createWinstonLogger, format, transports, type Logger } from 'winston';
 
 export type { Logger } from 'winston';
@@ -50,10 +51,43 @@ export function createLogger(options: LoggerOptions): Logger {
       // winston types its transports as interfaces extending the `Transport` class, which this
       // rule cannot tell apart from look-alike objects; it is a real winston-transport instance.
       // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment
-      new transports.Stream({ stream: options.stream ?? process.stdout }),
+      new transports.Stream({ stream: linesPerTurn(options.stream ?? process.stdout) }),
     ],
   });
   return logger;
+}
+
+/**
+ * A stream that hands `out` the lines written during one event-loop turn in one write: a worker
+ * logs a line per batch, and on a busy worker one write per line is a system call per line.
+ * Nothing waits longer than the current turn.
+ */
+function linesPerTurn(out: NodeJS.WritableStream): Writable {
+  const lines = new Writable({
+    decodeStrings: false,
+    write(chunk: string | Buffer, _encoding, callback) {
+      out.write(chunk);
+      callback();
+    },
+    writev(chunks, callback) {
+      out.write(chunks.map((c) => String(c.chunk)).join(''));
+      callback();
+    },
+  });
+  let corked = false;
+  const write = lines.write.bind(lines);
+  lines.write = ((...args: Parameters<Writable['write']>) => {
+    if (!corked) {
+      corked = true;
+      lines.cork();
+      process.nextTick(() => {
+        corked = false;
+        lines.uncork();
+      });
+    }
+    return write(...args);
+  }) as Writable['write'];
+  return lines;
 }
 
 /**
