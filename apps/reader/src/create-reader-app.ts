@@ -1,4 +1,4 @@
-import express, { type Express, type RequestHandler } from 'express';
+import express, { type Express, type RequestHandler, type Response } from 'express';
 import type { Registry } from 'prom-client';
 import { principalOf, requireTenant, type Authenticator } from '@memfleet/http/auth';
 import { errorHandler, notFound, requestContext, serveBasics } from '@memfleet/http/http-basics';
@@ -7,33 +7,45 @@ import { parseId } from '@memfleet/http/ids';
 import { securityHeaders } from '@memfleet/http/security-headers';
 import type { Logger } from '@memfleet/logger/create-logger';
 import type { ReaderMetrics } from '@memfleet/metrics/reader-metrics';
-import type { ContextAnswer } from './read-context.ts';
+import type { ContextReader } from './read-context.ts';
 
 /** Dependencies of {@link createReaderApp}. */
 export interface ReaderAppDeps {
   auth: Authenticator;
-  readContext: (
-    tenant: string,
-    threadId: string,
-    userId: string,
-  ) => Promise<ContextAnswer | undefined>;
+  /** Called with the time the request arrived, from which its budget counts. */
+  readContext: ContextReader;
   checkReady: () => Promise<void>;
   /** The per-tenant read limit, mounted after the key check. */
   readLimit: RequestHandler;
   registry: Registry;
   metrics: ReaderMetrics;
   logger: Pick<Logger, 'error' | 'http' | 'isLevelEnabled'>;
+  now?: () => number;
+}
+
+/** Answers 200 with `value` as JSON (what `res.json` sends, without an ETag). */
+function sendJson(res: Response, value: unknown): void {
+  const body = JSON.stringify(value);
+  res.statusCode = 200;
+  res.setHeader('content-type', 'application/json; charset=utf-8');
+  res.setHeader('content-length', Buffer.byteLength(body));
+  res.end(body);
 }
 
 /** The reader's Express app: one read route, health and metrics. */
 export function createReaderApp(deps: ReaderAppDeps): Express {
+  const now = deps.now ?? Date.now;
   const app = express();
   app.disable('x-powered-by');
+  // A context is for one turn: nobody revalidates it, so no body is hashed for an ETag.
+  app.disable('etag');
   app.set('query parser', 'simple');
+  app.use((_req, res, next) => {
+    res.locals.arrivedAt = now();
+    next();
+  });
   app.use(requestContext(deps.metrics.httpDuration, deps.logger));
   app.use(securityHeaders());
-
-  serveBasics(app, deps);
 
   app.get(
     '/v1/threads/:thread_id/context',
@@ -42,14 +54,21 @@ export function createReaderApp(deps: ReaderAppDeps): Express {
     async (req, res) => {
       const threadId = parseId(req.params.thread_id, 'thread_id');
       const userId = parseId(req.query.user_id, 'user_id');
-      const answer = await deps.readContext(principalOf(res).tenant, threadId, userId);
+      const answer = await deps.readContext(
+        principalOf(res).tenant,
+        threadId,
+        userId,
+        res.locals.arrivedAt as number,
+      );
       if (answer === undefined) {
         // The same answer whether the thread is another tenant's, another user's or unknown.
         throw new HttpError(404, 'not_found', `thread_id: ${threadId} is unknown for this user`);
       }
-      res.json(answer);
+      sendJson(res, answer);
     },
   );
+
+  serveBasics(app, deps);
 
   app.use(notFound);
   app.use(

@@ -6,8 +6,8 @@ import { BackendError } from '@memfleet/memory/backend-error';
 import type { BackendGate } from '@memfleet/memory/backend-gate';
 import type { MemoryBackend, MemoryContext } from '@memfleet/memory/memory-backend';
 import type { ReaderMetrics } from '@memfleet/metrics/reader-metrics';
-import type { Outbox } from '@memfleet/outbox/outbox';
 import { outboxKeys } from '@memfleet/outbox/outbox-keys';
+import type { SnapshotReader } from './thread-snapshot.ts';
 
 /** Why an answer did not use memory. */
 export type FallbackReason = 'timeout' | 'breaker_open' | 'mode_off' | 'not_in_canary' | 'error';
@@ -30,25 +30,42 @@ export interface ContextAnswer {
   messages: AnswerMessage[];
 }
 
-/** The cache the reader keeps per turn (a Redis client in production). */
+/** Where the reader writes the contexts it got from the backend (a Redis client in production). */
 export interface ContextCache {
-  get(key: string): Promise<string | null>;
   set(key: string, value: string, px: 'PX', ttlMs: number): Promise<unknown>;
 }
+
+/** Reads a thread's context; `startedAt` (default: now) is when the request arrived. */
+export type ContextReader = (
+  tenant: string,
+  threadId: string,
+  userId: string,
+  startedAt?: number,
+) => Promise<ContextAnswer | undefined>;
+
+/** Backend reads one reader process keeps open at most (distinct threads; identical reads share one). */
+export const MAX_BACKEND_READS_IN_FLIGHT = 32;
+
+/**
+ * How long before the end of the budget a backend read is abandoned: the time kept for the
+ * fallback answer and for the event loop running late under load. At most half the budget.
+ */
+export const backendReserveMs = (budgetMs: number): number =>
+  Math.min(50, Math.floor(budgetMs / 2));
 
 /** Dependencies of {@link createContextReader}. */
 export interface ContextReaderDeps {
   backend: MemoryBackend;
-  /** The write path's gate: its open breaker or rate-limit pause also stops reads. */
-  gate: Pick<BackendGate, 'state'>;
   /**
    * The read path's own breaker: reads over budget open it, so a hanging backend costs one probe
    * per cooldown instead of a stalled call per read. Separate from the writes' breaker, since a
-   * backend too slow for a 250 ms read may still take writes.
+   * backend too slow for a 250 ms read may still take writes. Its state (and that of the writes'
+   * breaker) comes with the snapshot; `acquire` is asked only before a backend call.
    */
   readGate: Pick<BackendGate, 'acquire' | 'success' | 'failure'>;
   flags: Pick<Flags, 'forThread' | 'recordAuthFailure'>;
-  outbox: Pick<Outbox, 'threadOwner' | 'recent'>;
+  /** The thread's owner, last messages, breaker states and cached context, in one Redis call. */
+  snapshot: SnapshotReader;
   cache: ContextCache;
   metrics: ReaderMetrics;
   logger: Pick<Logger, 'warn'>;
@@ -59,19 +76,46 @@ export interface ContextReaderDeps {
     budgetMs: number;
     /** How long a backend context stays cached. 0 disables the cache. */
     cacheTtlMs: number;
-    /** Recent messages in a fallback answer. */
-    fallbackMessages: number;
+    /** Backend reads this process keeps open at most; beyond, reads fall back at once. */
+    maxBackendReads?: number;
   };
   now?: () => number;
 }
 
 interface Budget {
   startedAt: number;
-  deadline: number;
+  /** When the backend call is abandoned. */
+  backendDeadline: number;
 }
 
-// Time kept back from the budget for the fallback answer once the backend has run out of time.
-const FALLBACK_RESERVE_MS = 25;
+interface SharedCall {
+  call: Promise<MemoryContext>;
+  signal: AbortSignal;
+}
+
+/** A warning logged at most once per `everyMs`, with the count of those left out since the last. */
+function throttledWarn(
+  logger: Pick<Logger, 'warn'>,
+  message: string,
+  everyMs: number,
+  now: () => number,
+): (meta: Record<string, unknown>) => void {
+  let loggedAt = -Infinity;
+  let suppressed = 0;
+  return (meta) => {
+    const t = now();
+    if (t - loggedAt < everyMs) {
+      suppressed += 1;
+      return;
+    }
+    logger.warn(message, { ...meta, suppressed });
+    loggedAt = t;
+    suppressed = 0;
+  };
+}
+
+/** How often the reader logs a warning that may repeat for every read (a slow or failing backend). */
+export const REPEATED_WARNING_EVERY_MS = 1000;
 
 const sleep = (ms: number) =>
   new Promise<'late'>((resolve) => {
@@ -94,24 +138,62 @@ function parseBody(body: string): AnswerMessage | undefined {
 
 /**
  * Reads memory context for a chat turn within a hard budget: from the per-turn cache, else from
- * the backend (one call shared by identical concurrent reads, cancelled when the budget runs out),
- * else from the fallback: the thread's last messages as memfleet itself recorded them at accept
- * time, so the fallback needs no backend. Returns `undefined` when the tenant has no such thread
- * for that user.
+ * the backend (one call shared by identical concurrent reads, cancelled before the budget runs
+ * out, at most `maxBackendReads` open at a time), else from the fallback: the thread's last
+ * messages as memfleet itself recorded them at accept time, so the fallback needs no backend.
+ * Resolves `undefined` when the tenant has no such thread for that user.
  */
-export function createContextReader(deps: ContextReaderDeps) {
+export function createContextReader(deps: ContextReaderDeps): ContextReader {
   const { backend, settings, metrics } = deps;
   const now = deps.now ?? Date.now;
-  const inFlight = new Map<string, Promise<MemoryContext>>();
+  const maxBackendReads = settings.maxBackendReads ?? MAX_BACKEND_READS_IN_FLIGHT;
+  const reserveMs = backendReserveMs(settings.budgetMs);
+  const inFlight = new Map<string, SharedCall>();
+  // Backend calls open, plus slots reserved by reads waiting for their breaker permit.
+  let backendSlots = 0;
   const keys = outboxKeys(settings.prefix);
-  const cacheKey = (tenant: string, threadId: string, mode: MemoryMode) =>
-    keys.context(tenant, threadId, mode);
+  // A hanging or failing backend would otherwise log one line per read.
+  const warnSlow = throttledWarn(deps.logger, 'context_slow', REPEATED_WARNING_EVERY_MS, now);
+  const warnFailed = throttledWarn(
+    deps.logger,
+    'context read failed',
+    REPEATED_WARNING_EVERY_MS,
+    now,
+  );
 
-  function answer(budget: Budget, body: Omit<ContextAnswer, 'took_ms'>): ContextAnswer {
+  // Labelled children, looked up once per label set instead of hashing the labels on every read.
+  const readCounters = new Map<string, { inc(): void }>();
+  const readTimers = new Map<string, { observe(value: number): void }>();
+  function count(source: string, reason: string, seconds: number): void {
+    const key = `${source}\n${reason}`;
+    let counter = readCounters.get(key);
+    if (counter === undefined) {
+      counter = metrics.reads.labels({ source, reason });
+      readCounters.set(key, counter);
+    }
+    counter.inc();
+    let timer = readTimers.get(source);
+    if (timer === undefined) {
+      timer = metrics.readDuration.labels({ source });
+      readTimers.set(source, timer);
+    }
+    timer.observe(seconds);
+  }
+
+  function answer(
+    budget: Budget,
+    used: boolean,
+    mode: MemoryMode,
+    source: string,
+    reason: FallbackReason | undefined,
+    context: string,
+    messages: AnswerMessage[],
+  ): ContextAnswer {
     const tookMs = now() - budget.startedAt;
-    metrics.reads.inc({ source: body.source, reason: body.reason ?? 'none' });
-    metrics.readDuration.observe({ source: body.source }, tookMs / 1000);
-    return { ...body, took_ms: tookMs };
+    count(source, reason ?? 'none', tookMs / 1000);
+    return reason === undefined
+      ? { used, mode, source, took_ms: tookMs, context, messages }
+      : { used, mode, source, took_ms: tookMs, reason, context, messages };
   }
 
   const fallback = (
@@ -119,55 +201,44 @@ export function createContextReader(deps: ContextReaderDeps) {
     mode: MemoryMode,
     reason: FallbackReason,
     messages: AnswerMessage[],
-  ): ContextAnswer =>
-    answer(budget, { used: false, mode, source: 'fallback', reason, context: '', messages });
+  ): ContextAnswer => answer(budget, false, mode, 'fallback', reason, '', messages);
 
-  /** Resolves `'late'` if `promise` has not settled by the deadline; a rejection reads as `fallback`. */
-  async function within<T>(
-    budget: Budget,
-    promise: Promise<T>,
-    fallbackValue: T,
-    what: string,
-  ): Promise<T | 'late'> {
-    try {
-      return await Promise.race([promise, sleep(budget.deadline - now())]);
-    } catch (err: unknown) {
-      deps.logger.warn(`${what} failed`, { err: toError(err) });
-      return fallbackValue;
-    }
-  }
-
-  /** One backend call per thread and mode at a time; later identical reads join it. */
-  function sharedBackendRead(
+  /** Starts the one backend call of a thread and mode; it holds a slot until it settles. */
+  function startBackendRead(
     key: string,
     thread: { tenant: string; threadId: string; userId: string },
     deadline: number,
-  ): Promise<MemoryContext> {
-    const running = inFlight.get(key);
-    if (running !== undefined) {
-      metrics.sharedReads.inc();
-      return running;
-    }
+  ): SharedCall {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), Math.max(0, deadline - now()));
     timer.unref();
     // The messages of the answer come from memfleet's own record; the backend gives the context.
-    const call = backend.getContext(thread, { signal: controller.signal, messages: 0 });
-    inFlight.set(key, call);
-    call.then(
+    const shared: SharedCall = {
+      call: backend.getContext(thread, { signal: controller.signal, messages: 0 }),
+      signal: controller.signal,
+    };
+    inFlight.set(key, shared);
+    const settled = (ok: boolean) => {
+      clearTimeout(timer);
+      backendSlots -= 1;
+      if (!ok) {
+        if (inFlight.get(key) === shared) inFlight.delete(key);
+        return;
+      }
+      // Reads that looked in the cache before this answer was written there still join it.
+      setTimeout(() => {
+        if (inFlight.get(key) === shared) inFlight.delete(key);
+      }, settings.budgetMs).unref();
+    };
+    shared.call.then(
       () => {
-        clearTimeout(timer);
-        // Reads that looked in the cache before this answer was written there still join it.
-        setTimeout(() => {
-          if (inFlight.get(key) === call) inFlight.delete(key);
-        }, settings.budgetMs).unref();
+        settled(true);
       },
       () => {
-        clearTimeout(timer);
-        if (inFlight.get(key) === call) inFlight.delete(key);
+        settled(false);
       },
     );
-    return call;
+    return shared;
   }
 
   async function fromBackend(
@@ -178,6 +249,21 @@ export function createContextReader(deps: ContextReaderDeps) {
     messages: AnswerMessage[],
   ): Promise<ContextAnswer> {
     const { tenant, threadId } = thread;
+    // A call for this thread already open is joined; a new one needs a free slot, taken now so
+    // that reads waiting for their permit cannot together go over the cap.
+    let reserved = false;
+    if (!inFlight.has(key)) {
+      if (backendSlots >= maxBackendReads) return fallback(budget, mode, 'breaker_open', messages);
+      backendSlots += 1;
+      reserved = true;
+    }
+    const release = () => {
+      if (reserved) {
+        reserved = false;
+        backendSlots -= 1;
+      }
+    };
+
     let permit: Awaited<ReturnType<typeof deps.readGate.acquire>>;
     try {
       permit = await deps.readGate.acquire();
@@ -185,7 +271,10 @@ export function createContextReader(deps: ContextReaderDeps) {
       deps.logger.warn('read breaker unreadable', { err: toError(err) });
       permit = { verdict: 'go', dirty: false };
     }
-    if (permit.verdict === 'wait') return fallback(budget, mode, 'breaker_open', messages);
+    if (permit.verdict === 'wait') {
+      release();
+      return fallback(budget, mode, 'breaker_open', messages);
+    }
     const probe = permit.verdict === 'probe';
     const report = (ok: boolean): void => {
       const done = ok
@@ -198,37 +287,49 @@ export function createContextReader(deps: ContextReaderDeps) {
       });
     };
 
-    const backendDeadline = budget.deadline - FALLBACK_RESERVE_MS;
-    const call = sharedBackendRead(key, thread, backendDeadline);
+    if (now() >= budget.backendDeadline) {
+      // The permit came too late to ask the backend: not the backend's failure.
+      release();
+      return fallback(budget, mode, 'timeout', messages);
+    }
+    let shared = inFlight.get(key);
+    if (shared === undefined) {
+      if (!reserved) {
+        // The call this read meant to join ended while it waited for its permit.
+        if (backendSlots >= maxBackendReads) {
+          return fallback(budget, mode, 'breaker_open', messages);
+        }
+        backendSlots += 1;
+      }
+      reserved = false;
+      shared = startBackendRead(key, thread, budget.backendDeadline);
+    } else {
+      release();
+      metrics.sharedReads.inc();
+    }
+
     let result: MemoryContext | 'late';
     try {
-      result = await Promise.race([call, sleep(backendDeadline - now())]);
+      result = await Promise.race([shared.call, sleep(budget.backendDeadline - now())]);
     } catch (err: unknown) {
-      // The call's own abort timer and the race's timer share the deadline; either may fire first.
-      if (now() >= backendDeadline - 5) {
+      // A call cancelled at its deadline (this read's, or the earlier one of the read it joined).
+      if (shared.signal.aborted || now() >= budget.backendDeadline - 5) {
         result = 'late';
       } else {
         report(false);
-        deps.metrics.backendReads.inc({ backend: backend.name, outcome: 'error' });
+        metrics.backendReads.inc({ backend: backend.name, outcome: 'error' });
         if (err instanceof BackendError && err.kind === 'auth') {
           await deps.flags.recordAuthFailure().catch(() => undefined);
         }
-        deps.logger.warn('context read failed', { tenant, threadId, err: toError(err) });
+        warnFailed({ tenant, threadId, backend: backend.name, err: toError(err) });
         return fallback(budget, mode, 'error', messages);
       }
     }
     if (result === 'late') {
-      // The shared call has its own timer and is cancelled at the same deadline.
-      call.catch(() => undefined);
+      // The shared call has its own timer and is cancelled at its deadline.
+      shared.call.catch(() => undefined);
       report(false);
-      metrics.backendReads.inc({ backend: backend.name, outcome: 'timeout' });
-      deps.logger.warn('context_slow', {
-        tenant,
-        threadId,
-        backend: backend.name,
-        budget_ms: settings.budgetMs,
-      });
-      return fallback(budget, mode, 'timeout', messages);
+      return timedOut(budget, thread, mode, messages);
     }
     report(true);
     metrics.backendReads.inc({ backend: backend.name, outcome: 'ok' });
@@ -237,71 +338,61 @@ export function createContextReader(deps: ContextReaderDeps) {
         deps.logger.warn('context cache write failed', { tenant, threadId, err: toError(err) });
       });
     }
-    return answer(budget, {
-      used: true,
-      mode,
-      source: backend.name,
-      context: result.context,
-      messages,
-    });
+    return answer(budget, true, mode, backend.name, undefined, result.context, messages);
   }
 
-  return async function readContext(
-    tenant: string,
-    threadId: string,
-    userId: string,
-  ): Promise<ContextAnswer | undefined> {
-    const startedAt = now();
-    const budget: Budget = { startedAt, deadline: startedAt + settings.budgetMs };
-    const flags = deps.flags.forThread(tenant, threadId);
-    const key = cacheKey(tenant, threadId, flags.mode);
-    const useBackend = flags.reads;
-    // Independent lookups go out together (one round trip with auto-pipelining); nothing is
-    // shown before the owner check below.
-    const [owner, recent, gate, cached] = await Promise.all([
-      deps.outbox.threadOwner(tenant, threadId),
-      within(
-        budget,
-        deps.outbox.recent(tenant, threadId, settings.fallbackMessages),
-        [],
-        'fallback read',
-      ),
-      useBackend ? within(budget, deps.gate.state(), undefined, 'backend gate read') : undefined,
-      useBackend && settings.cacheTtlMs > 0
-        ? within(budget, deps.cache.get(key), null, 'context cache read')
-        : null,
-    ]);
-    if (owner === undefined || owner !== userId) return undefined;
-    const messages =
-      recent === 'late'
-        ? []
-        : recent.flatMap((b) => {
-            const m = parseBody(b);
-            return m === undefined ? [] : [m];
-          });
+  function timedOut(
+    budget: Budget,
+    thread: { tenant: string; threadId: string },
+    mode: MemoryMode,
+    messages: AnswerMessage[],
+  ): ContextAnswer {
+    metrics.backendReads.inc({ backend: backend.name, outcome: 'timeout' });
+    warnSlow({
+      tenant: thread.tenant,
+      threadId: thread.threadId,
+      backend: backend.name,
+      budget_ms: settings.budgetMs,
+    });
+    return fallback(budget, mode, 'timeout', messages);
+  }
 
-    if (!flags.reads) {
-      return fallback(budget, flags.mode, flags.readBlockedBy ?? 'mode_off', messages);
-    }
-    if (
-      gate !== undefined &&
-      gate !== 'late' &&
-      (gate.breaker === 2 || gate.rateLimitedForMs > 0)
-    ) {
-      return fallback(budget, flags.mode, 'breaker_open', messages);
-    }
-    if (typeof cached === 'string') {
-      return answer(budget, {
-        used: true,
-        mode: flags.mode,
-        source: 'cache',
-        context: cached,
-        messages,
+  return async function readContext(tenant, threadId, userId, startedAt = now()) {
+    const budget: Budget = {
+      startedAt,
+      backendDeadline: startedAt + settings.budgetMs - reserveMs,
+    };
+    const flags = deps.flags.forThread(tenant, threadId);
+    const useBackend = flags.reads;
+    const snap = await deps.snapshot(tenant, threadId, flags.mode, useBackend);
+    // Nothing of the thread is shown, or looked at, before the owner check.
+    if (snap.owner === undefined || snap.owner !== userId) return undefined;
+    if (snap.failed.length > 0) {
+      deps.logger.warn('context read: part of the thread unreadable', {
+        tenant,
+        threadId,
+        parts: snap.failed,
       });
     }
-    if (now() >= budget.deadline - FALLBACK_RESERVE_MS) {
+    const messages: AnswerMessage[] = [];
+    for (const body of snap.recent) {
+      const m = parseBody(body);
+      if (m !== undefined) messages.push(m);
+    }
+
+    if (!useBackend) {
+      return fallback(budget, flags.mode, flags.readBlockedBy ?? 'mode_off', messages);
+    }
+    if (snap.writeGateBlocked || snap.readGateBlocked) {
+      return fallback(budget, flags.mode, 'breaker_open', messages);
+    }
+    if (settings.cacheTtlMs > 0 && snap.cached !== undefined) {
+      return answer(budget, true, flags.mode, 'cache', undefined, snap.cached, messages);
+    }
+    if (now() >= budget.backendDeadline) {
       return fallback(budget, flags.mode, 'timeout', messages);
     }
+    const key = keys.context(tenant, threadId, flags.mode);
     return fromBackend(budget, { tenant, threadId, userId }, flags.mode, key, messages);
   };
 }

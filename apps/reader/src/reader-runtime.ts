@@ -8,13 +8,13 @@ import { listen } from '@memfleet/http/http-basics';
 import { tenantRateLimit } from '@memfleet/http/rate-limit';
 import type { Logger } from '@memfleet/logger/create-logger';
 import { createBackendGate } from '@memfleet/memory/backend-gate';
-import { createMemoryBackend, gateSettings } from '@memfleet/memory/create-backend';
+import { createMemoryBackend } from '@memfleet/memory/create-backend';
 import { createRegistry } from '@memfleet/metrics/create-registry';
 import { createRateLimitMetrics } from '@memfleet/metrics/rate-limit-metrics';
 import { createReaderMetrics } from '@memfleet/metrics/reader-metrics';
-import { createOutbox } from '@memfleet/outbox/outbox';
 import { createReaderApp } from './create-reader-app.ts';
 import { createContextReader } from './read-context.ts';
+import { createSnapshotReader } from './thread-snapshot.ts';
 
 /** A running reader: its HTTP server and how to stop it. */
 export interface ReaderRuntime {
@@ -50,11 +50,6 @@ export async function startReader(config: Config, logger: Logger): Promise<Reade
   const registry = createRegistry('reader');
   const metrics = createReaderMetrics(registry);
   const backend = createMemoryBackend(config, { pool, timeoutMs: budgetMs });
-  const gate = createBackendGate(redis, {
-    prefix: config.redisKeyPrefix,
-    backend: backend.name,
-    settings: gateSettings(config),
-  });
   const readGate = createBackendGate(redis, {
     prefix: config.redisKeyPrefix,
     backend: `${backend.name}:read`,
@@ -68,9 +63,9 @@ export async function startReader(config: Config, logger: Logger): Promise<Reade
     },
   });
   const flags = await startFlags(redis, config, { registry, logger });
-  const outbox = createOutbox(redis, {
+  const snapshot = createSnapshotReader(redis, {
     prefix: config.redisKeyPrefix,
-    dedupeWindowS: config.messages.dedupeWindowS,
+    backend: backend.name,
     recentMessages: config.reader.fallbackMessages,
   });
 
@@ -88,10 +83,9 @@ export async function startReader(config: Config, logger: Logger): Promise<Reade
     }),
     readContext: createContextReader({
       backend,
-      gate,
       readGate,
       flags,
-      outbox,
+      snapshot,
       cache: redis,
       metrics,
       logger,
@@ -99,7 +93,6 @@ export async function startReader(config: Config, logger: Logger): Promise<Reade
         prefix: config.redisKeyPrefix,
         budgetMs,
         cacheTtlMs: config.reader.cacheTtlMs,
-        fallbackMessages: config.reader.fallbackMessages,
       },
     }),
     checkReady: async () => {

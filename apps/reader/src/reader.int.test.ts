@@ -7,6 +7,7 @@ import { createLogger } from '@memfleet/logger/create-logger';
 import { createBackendGate } from '@memfleet/memory/backend-gate';
 import { createZepBackend } from '@memfleet/memory/zep-backend';
 import { createOutbox } from '@memfleet/outbox/outbox';
+import { outboxKeys } from '@memfleet/outbox/outbox-keys';
 import { testRedisUrl, uniquePrefix } from '@memfleet/testing/fixtures';
 import { httpRequestJson } from '@memfleet/testing/http-request';
 import { waitForValue } from '@memfleet/testing/wait-for';
@@ -190,8 +191,18 @@ describe('reader: context within the budget (Zep emulator, real Redis)', functio
     expect(res.body.messages).to.have.length(4);
   });
 
+  it('answers without the part of the thread it cannot read, and logs which part', async () => {
+    await redis.set(outboxKeys(prefix).recent('acme', 't1'), 'not a list');
+    const res = await read();
+    expect(res.status).to.equal(200);
+    expect(res.body).to.include({ used: true, source: 'zep' });
+    expect(res.body.messages).to.deep.equal([]);
+    const line = logs.find((l) => l.includes('part of the thread unreadable'));
+    expect(line).to.include('"recent"');
+  });
+
   it('shares one backend call among 100 concurrent identical reads on a cold cache', async () => {
-    emu.inject({ kind: 'delay', ms: 100, times: Infinity, match: { method: 'GET' } });
+    emu.inject({ kind: 'delay', ms: 50, times: Infinity, match: { method: 'GET' } });
     const answers = await Promise.all(Array.from({ length: 100 }, () => read()));
     expect(answers.every((a) => a.status === 200 && a.body.used)).to.equal(true);
     expect(contextCalls()).to.have.length(1);
