@@ -46,9 +46,9 @@ describe('ledger (real Postgres)', () => {
   it('shares one statement among concurrent calls, and a refused row fails only its caller', async () => {
     const statements: string[] = [];
     const counting = {
-      query: (text: string, values?: unknown[]) => {
-        statements.push(text.trim().split(/\s+/)[0] ?? '');
-        return pool.query(text, values);
+      query: (config: { text: string; values?: unknown[] }) => {
+        statements.push(config.text.trim().split(/\s+/)[0] ?? '');
+        return pool.query(config);
       },
     } as unknown as pg.Pool;
     const shared = createLedger(counting);

@@ -212,32 +212,38 @@ export function createLedger(pool: Pool): Ledger {
     reason: string | null,
   ): Promise<void> {
     if (entries.length === 0) return;
-    await pool.query(UPSERT, [
-      entries.map((e) => e.tenant),
-      status,
-      reason,
-      backend,
-      entries.map((e) => e.clientMessageId),
-      entries.map((e) => e.threadId),
-      entries.map((e) => e.userId),
-      entries.map((e) => e.seq),
-      entries.map((e) => e.attempts),
-      entries.map((e) => e.acceptedAt),
-      entries.map((e) => (status === 'written' ? storableBody(e.body) : null)),
-    ]);
+    // Named: prepared once per connection, so Postgres plans it once, not per batch.
+    await pool.query({
+      name: 'memfleet-ledger-upsert',
+      text: UPSERT,
+      values: [
+        entries.map((e) => e.tenant),
+        status,
+        reason,
+        backend,
+        entries.map((e) => e.clientMessageId),
+        entries.map((e) => e.threadId),
+        entries.map((e) => e.userId),
+        entries.map((e) => e.seq),
+        entries.map((e) => e.attempts),
+        entries.map((e) => e.acceptedAt),
+        entries.map((e) => (status === 'written' ? storableBody(e.body) : null)),
+      ],
+    });
   }
 
   const written = new DataLoader<Keyed, boolean, string>(
     async (keys) => {
       const found = new Set<string>();
       for (const [backend, list] of byBackend(keys)) {
-        const res = await pool.query<{ tenant: string; client_message_id: string }>(
-          `SELECT tenant, client_message_id FROM ledger
-           WHERE (tenant, client_message_id) IN
-                 (SELECT * FROM unnest($1::text[], $2::text[]))
-             AND status = 'written' AND backend = $3`,
-          [list.map((k) => k.tenant), list.map((k) => k.clientMessageId), backend],
-        );
+        const res = await pool.query<{ tenant: string; client_message_id: string }>({
+          name: 'memfleet-ledger-written',
+          text: `SELECT tenant, client_message_id FROM ledger
+                 WHERE (tenant, client_message_id) IN
+                       (SELECT * FROM unnest($1::text[], $2::text[]))
+                   AND status = 'written' AND backend = $3`,
+          values: [list.map((k) => k.tenant), list.map((k) => k.clientMessageId), backend],
+        });
         for (const r of res.rows) {
           found.add(keyOf({ backend, tenant: r.tenant, clientMessageId: r.client_message_id }));
         }

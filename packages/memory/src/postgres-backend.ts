@@ -108,15 +108,16 @@ export function createPostgresBackend(
   }
 
   function insertMessages(thread: ThreadRef, messages: readonly MemoryMessage[]): Promise<unknown> {
-    return pool.query(
-      `INSERT INTO memory_messages
+    return pool.query({
+      name: 'memfleet-memory-insert',
+      text: `INSERT INTO memory_messages
          (tenant, thread_id, client_message_id, role, name, content, metadata, created_at)
        SELECT $1, $2, m.cmid, m.role, m.name, m.content, m.metadata, m.created_at
        FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::timestamptz[])
             WITH ORDINALITY AS m(cmid, role, name, content, metadata, created_at, n)
        ORDER BY m.n
        ON CONFLICT (tenant, client_message_id) DO NOTHING`,
-      [
+      values: [
         thread.tenant,
         thread.threadId,
         messages.map((m) => m.clientMessageId),
@@ -126,7 +127,7 @@ export function createPostgresBackend(
         messages.map((m) => JSON.stringify(m.metadata)),
         messages.map((m) => m.createdAt),
       ],
-    );
+    });
   }
 
   return {
@@ -179,11 +180,12 @@ export function createPostgresBackend(
 
     findWritten: (thread, clientMessageIds, callOptions) =>
       run(callOptions, async () => {
-        const res = await pool.query<{ client_message_id: string }>(
-          `SELECT client_message_id FROM memory_messages
-           WHERE tenant = $1 AND thread_id = $2 AND client_message_id = ANY($3::text[])`,
-          [thread.tenant, thread.threadId, clientMessageIds],
-        );
+        const res = await pool.query<{ client_message_id: string }>({
+          name: 'memfleet-memory-written',
+          text: `SELECT client_message_id FROM memory_messages
+                 WHERE tenant = $1 AND thread_id = $2 AND client_message_id = ANY($3::text[])`,
+          values: [thread.tenant, thread.threadId, clientMessageIds],
+        });
         return new Set(res.rows.map((r) => r.client_message_id));
       }),
 
