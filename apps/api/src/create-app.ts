@@ -20,6 +20,7 @@ import {
   isDependencyFailure,
   notFound,
   requestContext,
+  sendJson,
   serveBasics,
 } from '@memfleet/http/http-basics';
 import { HttpError } from '@memfleet/http/http-error';
@@ -63,6 +64,8 @@ export interface AppDeps {
 export function createApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
+  // Answers are not revalidated: no body is hashed for an ETag.
+  app.disable('etag');
   app.set('query parser', 'simple');
   const schema = messagesRequestSchema(deps.contentMaxChars);
   const flagsSchema = flagsPatchSchema(deps.tenants);
@@ -96,7 +99,7 @@ export function createApp(deps: AppDeps): Express {
       const threadId = parseId(req.params.thread_id, 'thread_id');
       const body = parse(schema.safeParse(req.body));
       const result = await deps.acceptMessages(principalOf(res).tenant, threadId, body);
-      res.status(202).json(result);
+      sendJson(res, 202, result);
     },
   );
 

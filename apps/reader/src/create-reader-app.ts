@@ -1,7 +1,13 @@
-import express, { type Express, type RequestHandler, type Response } from 'express';
+import express, { type Express, type RequestHandler } from 'express';
 import type { Registry } from 'prom-client';
 import { principalOf, requireTenant, type Authenticator } from '@memfleet/http/auth';
-import { errorHandler, notFound, requestContext, serveBasics } from '@memfleet/http/http-basics';
+import {
+  errorHandler,
+  notFound,
+  requestContext,
+  sendJson,
+  serveBasics,
+} from '@memfleet/http/http-basics';
 import { HttpError } from '@memfleet/http/http-error';
 import { parseId } from '@memfleet/http/ids';
 import { securityHeaders } from '@memfleet/http/security-headers';
@@ -21,15 +27,6 @@ export interface ReaderAppDeps {
   metrics: ReaderMetrics;
   logger: Pick<Logger, 'error' | 'http' | 'isLevelEnabled'>;
   now?: () => number;
-}
-
-/** Answers 200 with `value` as JSON (what `res.json` sends, without an ETag). */
-function sendJson(res: Response, value: unknown): void {
-  const body = JSON.stringify(value);
-  res.statusCode = 200;
-  res.setHeader('content-type', 'application/json; charset=utf-8');
-  res.setHeader('content-length', Buffer.byteLength(body));
-  res.end(body);
 }
 
 /** The reader's Express app: one read route, health and metrics. */
@@ -64,7 +61,7 @@ export function createReaderApp(deps: ReaderAppDeps): Express {
         // The same answer whether the thread is another tenant's, another user's or unknown.
         throw new HttpError(404, 'not_found', `thread_id: ${threadId} is unknown for this user`);
       }
-      sendJson(res, answer);
+      sendJson(res, 200, answer);
     },
   );
 

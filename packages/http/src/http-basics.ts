@@ -43,6 +43,18 @@ export function requestContext(
   };
 }
 
+/**
+ * Answers `status` with `value` as JSON: what `res.json` sends, without the ETag (a hash of every
+ * body) and the content negotiation, which API answers have no use for.
+ */
+export function sendJson(res: Response, status: number, value: unknown): void {
+  const body = JSON.stringify(value);
+  res.statusCode = status;
+  res.setHeader('content-type', 'application/json; charset=utf-8');
+  res.setHeader('content-length', Buffer.byteLength(body));
+  res.end(body);
+}
+
 /** 404 for anything no route took. */
 export const notFound: RequestHandler = (req, _res, next) => {
   next(new HttpError(404, 'not_found', `no route for ${req.method} ${req.path}`));
