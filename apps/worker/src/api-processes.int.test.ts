@@ -1,19 +1,6 @@
 import { expect } from 'chai';
+import { promSample } from '@memfleet/testing/prom-sample';
 import { Fleet, waitFor } from './fleet-harness.ts';
-
-/** Sum of a metric's samples with these labels, from Prometheus text. */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$/.exec(line);
-    if (m?.[1] !== name) continue;
-    const labelText = m[3] ?? '';
-    if (Object.entries(labels).every(([k, v]) => labelText.includes(`${k}="${v}"`))) {
-      sum += Number(m[4]);
-    }
-  }
-  return sum;
-}
 
 const alive = (pid: number): boolean => {
   try {
@@ -61,7 +48,9 @@ describe('API_PROCESSES: the API as a cluster of processes (real Redis and Postg
     // Whichever process answers /metrics, it reports the whole cluster's count.
     for (let i = 0; i < 6; i++) {
       const text = await fleet.apiMetricsText();
-      expect(sample(text, 'memfleet_messages_accepted_total', { outcome: 'queued' })).to.equal(40);
+      expect(promSample(text, 'memfleet_messages_accepted_total', { outcome: 'queued' })).to.equal(
+        40,
+      );
     }
 
     // A process killed outright is replaced; the port keeps answering meanwhile.

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { promSample } from '@memfleet/testing/prom-sample';
 import { Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import {
@@ -10,18 +11,6 @@ import {
 } from '@memfleet/jobs/thread-drain';
 import { createOutbox } from '@memfleet/outbox/outbox';
 import { Fleet, waitFor } from './fleet-harness.ts';
-
-/** The value of `name{labels}` in a Prometheus text, summed over other labels. */
-function sample(text: string, name: string, labels: Record<string, string>): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)\{(.*)\} (\S+)$/.exec(line);
-    if (m?.[1] !== name) continue;
-    const have = new Map([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]));
-    if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) sum += Number(m[3]);
-  }
-  return sum;
-}
 
 const body = (content: string) =>
   JSON.stringify({ role: 'user', content, created_at: new Date().toISOString(), metadata: {} });
@@ -90,7 +79,7 @@ describe('corrupt jobs injected straight into Redis (fleet on postgres)', functi
     }
     const metrics = await fleet.metricsText(fleet.workers[0] ?? fleet.api);
     expect(
-      sample(metrics, 'memfleet_queue_jobs', { queue: DRAIN_QUEUE, state: 'failed' }),
+      promSample(metrics, 'memfleet_queue_jobs', { queue: DRAIN_QUEUE, state: 'failed' }),
     ).to.be.at.least(garbage.length);
     expectWorkerAlive();
     await expectFleetKeepsWriting('after-garbage');

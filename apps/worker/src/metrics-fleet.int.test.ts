@@ -1,24 +1,9 @@
 import { expect } from 'chai';
+import { promSample } from '@memfleet/testing/prom-sample';
 import { httpRequestJson } from '@memfleet/testing/http-request';
 import { startZepEmulator, type ZepEmulator } from '@memfleet/testing/zep-emulator';
 import { Fleet, KEY, waitFor } from './fleet-harness.ts';
 import { ZEP_KEY, zepEnv } from './zep-fleet-env.ts';
-
-/** The sum of a metric's samples whose labels include every given one, from Prometheus text. */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$/.exec(line);
-    if (m?.[1] !== name) continue;
-    const have = new Map<string, string>();
-    for (const pair of (m[3] ?? '').matchAll(/([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"/g)) {
-      have.set(pair[1] ?? '', pair[2] ?? '');
-    }
-    if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) sum += Number(m[4]);
-  }
-  return sum;
-}
 
 const addCall = /^\/threads\/[^/]+\/messages$/;
 
@@ -63,7 +48,7 @@ describe('metrics: counters move as documented (fleet on the Zep emulator)', fun
     const api1 = await fleet.apiMetricsText();
     const w1 = await worker();
     const delta = (a: string, b: string, name: string, labels?: Record<string, string>) =>
-      sample(b, name, labels) - sample(a, name, labels);
+      promSample(b, name, labels) - promSample(a, name, labels);
     expect(delta(api0, api1, 'memfleet_messages_accepted_total', { outcome: 'queued' })).to.equal(
       3,
     );
@@ -81,13 +66,13 @@ describe('metrics: counters move as documented (fleet on the Zep emulator)', fun
         op,
       ).to.be.at.least(1);
     }
-    expect(sample(w1, 'memfleet_queue_jobs', { queue: 'thread-drain', state: 'failed' })).to.equal(
-      0,
-    );
     expect(
-      sample(w1, 'memfleet_outbox_oldest_pending_seconds', { queue: 'thread-drain' }),
+      promSample(w1, 'memfleet_queue_jobs', { queue: 'thread-drain', state: 'failed' }),
     ).to.equal(0);
-    expect(sample(w1, 'memfleet_breaker_state', zep)).to.equal(0);
+    expect(
+      promSample(w1, 'memfleet_outbox_oldest_pending_seconds', { queue: 'thread-drain' }),
+    ).to.equal(0);
+    expect(promSample(w1, 'memfleet_breaker_state', zep)).to.equal(0);
 
     // One structured line per batch, with the job, thread and tenant.
     const batches = (fleet.workers[0]?.lines() ?? [])
@@ -110,25 +95,29 @@ describe('metrics: counters move as documented (fleet on the Zep emulator)', fun
     await send('burst', ['burst-0']);
     const w1 = await worker();
     const failed =
-      sample(w1, 'memfleet_backend_requests_total', {
+      promSample(w1, 'memfleet_backend_requests_total', {
         ...zep,
         op: 'add_messages',
         outcome: 'transient',
       }) -
-      sample(w0, 'memfleet_backend_requests_total', {
+      promSample(w0, 'memfleet_backend_requests_total', {
         ...zep,
         op: 'add_messages',
         outcome: 'transient',
       });
     expect(failed).to.equal(3);
     expect(
-      sample(w1, 'memfleet_messages_written_total', zep) -
-        sample(w0, 'memfleet_messages_written_total', zep),
+      promSample(w1, 'memfleet_messages_written_total', zep) -
+        promSample(w0, 'memfleet_messages_written_total', zep),
     ).to.equal(1);
     // Retries after the uncertain 503s asked Zep first.
     expect(
-      sample(w1, 'memfleet_backend_requests_total', { ...zep, op: 'find_written', outcome: 'ok' }) -
-        sample(w0, 'memfleet_backend_requests_total', {
+      promSample(w1, 'memfleet_backend_requests_total', {
+        ...zep,
+        op: 'find_written',
+        outcome: 'ok',
+      }) -
+        promSample(w0, 'memfleet_backend_requests_total', {
           ...zep,
           op: 'find_written',
           outcome: 'ok',
@@ -143,7 +132,7 @@ describe('metrics: counters move as documented (fleet on the Zep emulator)', fun
     await send('limited', ['limited-0', 'limited-1']);
     const w1 = await worker();
     const d = (name: string, labels: Record<string, string>) =>
-      sample(w1, name, labels) - sample(w0, name, labels);
+      promSample(w1, name, labels) - promSample(w0, name, labels);
     expect(d('memfleet_backend_rate_limited_total', zep)).to.equal(1);
     expect(d('memfleet_backend_retry_after_seconds_count', zep)).to.equal(1);
     expect(d('memfleet_backend_retry_after_seconds_sum', zep)).to.be.closeTo(1, 0.01);
@@ -173,11 +162,11 @@ describe('metrics: counters move as documented (fleet on the Zep emulator)', fun
     expect(res.json).to.deep.include({ used: false, source: 'fallback', reason: 'timeout' });
     const r1 = await fleet.readerMetricsText();
     const d = (name: string, labels: Record<string, string>) =>
-      sample(r1, name, labels) - sample(r0, name, labels);
+      promSample(r1, name, labels) - promSample(r0, name, labels);
     expect(d('memfleet_context_reads_total', { source: 'fallback', reason: 'timeout' })).to.equal(
       1,
     );
     expect(d('memfleet_context_read_duration_seconds_count', { source: 'fallback' })).to.equal(1);
-    expect(sample(r1, 'memfleet_memory_mode', { mode: 'read_write' })).to.equal(1);
+    expect(promSample(r1, 'memfleet_memory_mode', { mode: 'read_write' })).to.equal(1);
   });
 });
