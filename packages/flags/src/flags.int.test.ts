@@ -21,6 +21,9 @@ function capturedLogger() {
   return { logger: createLogger({ service: 'test', stream }), lines };
 }
 
+/** The logger hands over a turn's lines at the end of the turn. */
+const logged = () => new Promise((resolve) => setImmediate(resolve));
+
 async function metricValue(registry: Registry, name: string, labels: Record<string, string> = {}) {
   const metric = registry.getSingleMetric(name);
   const values = (await metric?.get())?.values ?? [];
@@ -261,6 +264,7 @@ describe('flags (real Redis)', () => {
       canaryPercent: 25,
       tenants: { acme: { mode: 'off' } },
     });
+    await logged();
     expect(lines.filter((l) => /unreadable field/.test(l.message))).to.have.length(3);
   });
 
@@ -318,6 +322,7 @@ describe('flags (real Redis)', () => {
       await a.recordAuthSuccess();
       await a.refresh();
       expect(a.snapshot().source).to.equal('env');
+      await logged();
       expect(lines.filter((l) => l.level === 'warn')).to.have.length(3);
       let caught: unknown;
       await a.update({ mode: 'off' }).catch((err: unknown) => (caught = err));
