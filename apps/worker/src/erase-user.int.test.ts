@@ -1,0 +1,74 @@
+import { expect } from 'chai';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { createLedger } from '@memfleet/db/ledger';
+import { migrate } from '@memfleet/db/migrate';
+import { createDrainQueue, type DrainQueue } from '@memfleet/jobs/thread-drain';
+import { createPostgresBackend } from '@memfleet/memory/postgres-backend';
+import { createOutbox, type Outbox } from '@memfleet/outbox/outbox';
+import { createTestDatabase, testRedisUrl, uniquePrefix } from '@memfleet/testing/fixtures';
+import { createUserEraser } from './erase-user.ts';
+
+const body = (content: string) =>
+  JSON.stringify({ role: 'user', content, created_at: new Date().toISOString(), metadata: {} });
+const quiet = { info: () => undefined, warn: () => undefined };
+
+describe('user erasure (real Redis and Postgres)', () => {
+  let redis: Redis;
+  let pool: pg.Pool;
+  let db: { url: string; drop(): Promise<void> };
+  let outbox: Outbox;
+  let queue: DrainQueue;
+
+  beforeEach(async () => {
+    db = await createTestDatabase();
+    await migrate(db.url);
+    pool = new pg.Pool({ connectionString: db.url, max: 3 });
+    redis = new Redis(await testRedisUrl(), { maxRetriesPerRequest: 1 });
+    const prefix = uniquePrefix();
+    outbox = createOutbox(redis, { prefix });
+    queue = createDrainQueue({ connection: redis, prefix, maxMessageAttempts: 3 });
+  });
+  afterEach(async () => {
+    await queue.obliterate({ force: true });
+    await queue.close();
+    redis.disconnect();
+    await pool.end();
+    await db.drop();
+  });
+
+  it('asks for a drain of a message accepted while it held the thread, after letting go', async () => {
+    await outbox.append('acme', 't1', 'u1', [{ clientMessageId: 'old', body: body('old') }], 1);
+    // A message accepted after the erasure listed the thread's messages, before it erased them.
+    const racing: Outbox = {
+      ...outbox,
+      async eraseThread(tenant, threadId, userId, token, ids) {
+        const appended = await outbox.append(
+          tenant,
+          threadId,
+          userId,
+          [{ clientMessageId: 'new', body: body('new') }],
+          2,
+        );
+        expect(appended).to.deep.include({ ok: true, results: ['queued'] });
+        return outbox.eraseThread(tenant, threadId, userId, token, ids);
+      },
+    };
+    const erase = createUserEraser({
+      outbox: racing,
+      ledger: createLedger(pool),
+      backend: createPostgresBackend(pool),
+      queue,
+      logger: quiet,
+      settings: { lockTtlMs: 5000, backendTimeoutMs: 2000 },
+    });
+
+    const result = await erase('acme', 'u1');
+    expect(result).to.include({ threads: 1, messages: 1 });
+    expect(await outbox.status('acme', 'old')).to.equal(undefined);
+    expect(await outbox.pendingIds('acme', 't1')).to.deep.equal(['new']);
+    expect(await outbox.lockTtlMs('acme', 't1')).to.equal(0);
+    const waiting = await queue.getJobs(['wait'], 0, -1);
+    expect(waiting.map((j) => j.data)).to.deep.equal([{ tenant: 'acme', threadId: 't1' }]);
+  });
+});
