@@ -1,9 +1,11 @@
+import { PassThrough } from 'node:stream';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { createLedger } from '@memfleet/db/ledger';
 import { migrate } from '@memfleet/db/migrate';
 import { createDrainQueue, type DrainQueue } from '@memfleet/jobs/thread-drain';
+import { createLogger } from '@memfleet/logger/create-logger';
 import { createPostgresBackend } from '@memfleet/memory/postgres-backend';
 import { createOutbox, type Outbox } from '@memfleet/outbox/outbox';
 import { createTestDatabase, testRedisUrl, uniquePrefix } from '@memfleet/testing/fixtures';
@@ -11,7 +13,7 @@ import { createUserEraser } from './erase-user.ts';
 
 const body = (content: string) =>
   JSON.stringify({ role: 'user', content, created_at: new Date().toISOString(), metadata: {} });
-const quiet = { info: () => undefined, warn: () => undefined };
+const quiet = createLogger({ service: 'test', stream: new PassThrough() });
 
 describe('user erasure (real Redis and Postgres)', () => {
   let redis: Redis;
