@@ -1,14 +1,15 @@
+import type { Redis } from 'ioredis';
 import { PassThrough } from 'node:stream';
 import { expect } from 'chai';
-import { Redis } from 'ioredis';
 import pg from 'pg';
 import { createLedger } from '@memfleet/db/ledger';
 import { migrate } from '@memfleet/db/migrate';
 import { createDrainQueue, type DrainQueue } from '@memfleet/jobs/thread-drain';
 import { createLogger } from '@memfleet/logger/create-logger';
 import { createPostgresBackend } from '@memfleet/memory/postgres-backend';
-import { createOutbox, type Outbox } from '@memfleet/outbox/outbox';
-import { createTestDatabase, testRedisUrl, uniquePrefix } from '@memfleet/testing/fixtures';
+import type { Outbox } from '@memfleet/outbox/outbox';
+import { useTestOutbox } from '@memfleet/outbox/outbox.fixture';
+import { createTestDatabase } from '@memfleet/testing/fixtures';
 import { createUserEraser } from './erase-user.ts';
 
 const body = (content: string) =>
@@ -16,25 +17,26 @@ const body = (content: string) =>
 const quiet = createLogger({ service: 'test', stream: new PassThrough() });
 
 describe('user erasure (real Redis and Postgres)', () => {
-  let redis: Redis;
+  const ctx = useTestOutbox();
   let pool: pg.Pool;
   let db: { url: string; drop(): Promise<void> };
   let outbox: Outbox;
   let queue: DrainQueue;
+  let queueRedis: Redis;
 
   beforeEach(async () => {
     db = await createTestDatabase();
     await migrate(db.url);
     pool = new pg.Pool({ connectionString: db.url, max: 3 });
-    redis = new Redis(await testRedisUrl(), { maxRetriesPerRequest: 1 });
-    const prefix = uniquePrefix();
-    outbox = createOutbox(redis, { prefix });
-    queue = createDrainQueue({ connection: redis, prefix, maxMessageAttempts: 3 });
+    ({ outbox } = ctx);
+    // The fixture closes its client in its own afterEach, which runs before this file's.
+    queueRedis = ctx.redis.duplicate();
+    queue = createDrainQueue({ connection: queueRedis, prefix: ctx.prefix, maxMessageAttempts: 3 });
   });
   afterEach(async () => {
     await queue.obliterate({ force: true });
     await queue.close();
-    redis.disconnect();
+    await queueRedis.quit();
     await pool.end();
     await db.drop();
   });
