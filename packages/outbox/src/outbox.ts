@@ -272,9 +272,9 @@ end
 return res
 `);
 
-// KEYS: lock. ARGV: token, ttl ms.
 // KEYS: lock, thread hash. ARGV: token, ttl ms. Taking the lock clears the drain request mark:
-// the drain that took it reads the outbox after this, so it sees every message appended before.
+// the holder reads the outbox after this (a drain) or asks for a drain of what it leaves (an
+// erasure), so no message appended before is left without one.
 const ACQUIRE = redisScript(`
 if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
   redis.call('HDEL', KEYS[2], 'drain')
@@ -283,28 +283,25 @@ end
 return 0
 `);
 
-// KEYS: lock, thread hash, outbox. ARGV: token, ttl ms, limit. Like ACQUIRE, then the head's ids
-// and the thread's owner and inflight mark: {1, user, inflight, ids...}, or {0} when held.
-const CLAIM = redisScript(`
-if not redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return {0} end
-redis.call('HDEL', KEYS[2], 'drain')
-local t = redis.call('HMGET', KEYS[2], 'user', 'inflight')
-local res = {1, t[1], t[2]}
-for _, id in ipairs(redis.call('LRANGE', KEYS[3], 0, tonumber(ARGV[3]) - 1)) do
-  res[#res + 1] = id
-end
-return res
-`);
-
-// KEYS: thread hash, outbox. ARGV: limit. {user, inflight, ids...}
-const HEAD = redisScript(`
-local t = redis.call('HMGET', KEYS[1], 'user', 'inflight')
+/** Lua: the reply {user, inflight, ids...} of a thread's head, up to `limit` ids. */
+const readHeadLua = (thread: string, outbox: string, limit: string): string => `
+local t = redis.call('HMGET', ${thread}, 'user', 'inflight')
 local res = {t[1], t[2]}
-for _, id in ipairs(redis.call('LRANGE', KEYS[2], 0, tonumber(ARGV[1]) - 1)) do
+for _, id in ipairs(redis.call('LRANGE', ${outbox}, 0, tonumber(${limit}) - 1)) do
   res[#res + 1] = id
 end
 return res
-`);
+`;
+
+// KEYS: lock, thread hash, outbox. ARGV: token, ttl ms, limit. ACQUIRE, then HEAD's reply; nil
+// when another holds the thread.
+const CLAIM = redisScript(`
+if not redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return false end
+redis.call('HDEL', KEYS[2], 'drain')
+${readHeadLua('KEYS[2]', 'KEYS[3]', 'ARGV[3]')}`);
+
+// KEYS: thread hash, outbox. ARGV: limit.
+const HEAD = redisScript(readHeadLua('KEYS[1]', 'KEYS[2]', 'ARGV[1]'));
 
 const EXTEND = redisScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -617,9 +614,8 @@ export function createOutbox(redis: ScriptClient, options: OutboxOptions = {}): 
         redis,
         [keys.lock(tenant, threadId), keys.thread(tenant, threadId), keys.outbox(tenant, threadId)],
         [token, ttlMs, limit],
-      )) as (string | number | null)[];
-      if (res[0] !== 1) return undefined;
-      return headOf(tenant, res.slice(1));
+      )) as (string | null)[] | null;
+      return res === null ? undefined : headOf(tenant, res);
     },
 
     async readHead(tenant, threadId, limit) {
