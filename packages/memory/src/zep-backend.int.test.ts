@@ -143,7 +143,7 @@ describe('zep backend specifics (emulator)', () => {
     emu.inject({ kind: 'drop', match: { method: 'POST' } });
     const dropped = await rejection(backend.addMessages(ref, [msg('dropped')]));
     expect(dropped.kind).to.equal('transient');
-    expect(dropped.message).to.include('fetch failed');
+    expect(dropped.message).to.equal('zep thread.addMessages failed: other side closed');
   });
 
   it('classifies 429 with its Retry-After, and 401 as auth', async () => {

@@ -3,6 +3,7 @@ import { toError } from '@memfleet/errors/to-error';
 import { BoundedSet } from './bounded-set.ts';
 import { BackendError } from './backend-error.ts';
 import { retryAfterMs } from './retry-after.ts';
+import { createZepFetcher } from './zep-fetcher.ts';
 import type {
   CallOptions,
   ContextMessage,
@@ -65,7 +66,8 @@ const isNotFound = (err: unknown): boolean => err instanceof ZepError && err.sta
 /**
  * Maps what the SDK throws to a {@link BackendError}. The SDK reports its own timeout as a
  * `ZepError` whose message is `"timeout"` (quoted), an abort as "The user aborted a request", and a
- * dropped connection as "fetch failed", all without a status: each is transient (uncertain).
+ * dropped connection as the transport's socket error ("other side closed"), all without a status:
+ * each is transient (uncertain).
  */
 export function classifyZepError(err: unknown, what: string): BackendError {
   if (err instanceof BackendError) return err;
@@ -151,7 +153,11 @@ export function createZepBackend(options: ZepBackendOptions): MemoryBackend {
   const maxChars = options.messageMaxChars ?? 2500;
   const timeoutMs = options.timeoutMs ?? 10_000;
   const contextMessages = options.contextMessages ?? 20;
-  const client = new ZepClient({ apiKey: options.apiKey, baseUrl: options.apiUrl });
+  const client = new ZepClient({
+    apiKey: options.apiKey,
+    baseUrl: options.apiUrl,
+    fetcher: createZepFetcher().fetcher,
+  });
   const ensuredUsers = new BoundedSet(options.ensuredCacheSize ?? 10_000);
   // Keyed `<zep user id>\n<zep thread id>` so that erasing a user forgets their threads too.
   const ensuredThreads = new BoundedSet(options.ensuredCacheSize ?? 10_000);
