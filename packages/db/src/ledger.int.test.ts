@@ -93,6 +93,47 @@ describe('ledger (real Postgres)', () => {
     expect(await row('bad')).to.equal(undefined);
   });
 
+  it('sends calls that arrive while its statement runs together in the next one (group commit)', async () => {
+    const statements: { verb: string; rows: number }[] = [];
+    let release: () => void = () => undefined;
+    let gate: Promise<void> | undefined = new Promise((resolve) => (release = resolve));
+    const gated = {
+      query: async (config: { text: string; values?: unknown[][] }) => {
+        statements.push({
+          verb: config.text.trim().split(/\s+/)[0] ?? '',
+          rows: config.values?.[0]?.length ?? 0,
+        });
+        const held = gate;
+        gate = undefined;
+        if (held !== undefined) await held;
+        return pool.query(config);
+      },
+    } as unknown as pg.Pool;
+    const grouped = createLedger(gated);
+    const first = grouped.recordWritten([entry('g0', 1)], 'zep');
+    await new Promise((resolve) => setImmediate(resolve));
+    // Each in its own turn, while the first statement is held at the "database".
+    const later: Promise<void>[] = [];
+    for (let i = 1; i <= 3; i++) {
+      later.push(grouped.recordWritten([entry(`g${String(i)}`, i + 1)], 'zep'));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(statements).to.deep.equal([{ verb: 'INSERT', rows: 1 }]);
+    release();
+    await Promise.all([first, ...later]);
+    expect(statements).to.deep.equal([
+      { verb: 'INSERT', rows: 1 },
+      { verb: 'INSERT', rows: 3 },
+    ]);
+    for (const id of ['g0', 'g1', 'g2', 'g3']) {
+      expect(await row(id)).to.include({ status: 'written' });
+    }
+    // Nothing in flight: a lone call goes out at once, on its own.
+    statements.length = 0;
+    expect(await grouped.findWritten('acme', ['g1', 'gx'], 'zep')).to.deep.equal(new Set(['g1']));
+    expect(statements).to.deep.equal([{ verb: 'SELECT', rows: 2 }]);
+  });
+
   async function row(id: string) {
     const res = await pool.query<{ status: string; backend: string; body: unknown }>(
       'SELECT status, backend, body FROM ledger WHERE client_message_id = $1',

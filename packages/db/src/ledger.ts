@@ -196,6 +196,39 @@ function byBackend<T extends { backend: string }>(items: readonly T[]): Map<stri
 }
 
 /**
+ * A DataLoader schedule that sends a batch at once while fewer than `maxInFlight` of its batches
+ * are at Postgres, and otherwise holds it (still open to new calls) until one answers: group
+ * commit. A lone call goes out in the same turn; under load, the calls that arrive while a
+ * statement runs leave together in the next one.
+ */
+export function groupCommit(maxInFlight: number): {
+  schedule: (dispatch: () => void) => void;
+  run: <T>(batch: () => Promise<T>) => Promise<T>;
+} {
+  let inFlight = 0;
+  const held: (() => void)[] = [];
+  return {
+    schedule(dispatch) {
+      if (inFlight < maxInFlight) {
+        inFlight++;
+        void Promise.resolve().then(() => process.nextTick(dispatch));
+      } else {
+        held.push(dispatch);
+      }
+    },
+    async run(batch) {
+      try {
+        return await batch();
+      } finally {
+        const next = held.shift();
+        if (next === undefined) inFlight--;
+        else next();
+      }
+    },
+  };
+}
+
+/**
  * Creates the ledger over a pg pool (the caller owns and closes the pool).
  *
  * The drain's two ledger calls, `findWritten` before a backend write and `recordWritten` after it,
@@ -232,25 +265,27 @@ export function createLedger(pool: Pool): Ledger {
     });
   }
 
+  const readGroup = groupCommit(1);
   const written = new DataLoader<Keyed, boolean, string>(
-    async (keys) => {
-      const found = new Set<string>();
-      for (const [backend, list] of byBackend(keys)) {
-        const res = await pool.query<{ tenant: string; client_message_id: string }>({
-          name: 'memfleet-ledger-written',
-          text: `SELECT tenant, client_message_id FROM ledger
+    (keys) =>
+      readGroup.run(async () => {
+        const found = new Set<string>();
+        for (const [backend, list] of byBackend(keys)) {
+          const res = await pool.query<{ tenant: string; client_message_id: string }>({
+            name: 'memfleet-ledger-written',
+            text: `SELECT tenant, client_message_id FROM ledger
                  WHERE (tenant, client_message_id) IN
                        (SELECT * FROM unnest($1::text[], $2::text[]))
                    AND status = 'written' AND backend = $3`,
-          values: [list.map((k) => k.tenant), list.map((k) => k.clientMessageId), backend],
-        });
-        for (const r of res.rows) {
-          found.add(keyOf({ backend, tenant: r.tenant, clientMessageId: r.client_message_id }));
+            values: [list.map((k) => k.tenant), list.map((k) => k.clientMessageId), backend],
+          });
+          for (const r of res.rows) {
+            found.add(keyOf({ backend, tenant: r.tenant, clientMessageId: r.client_message_id }));
+          }
         }
-      }
-      return keys.map((k) => found.has(keyOf(k)));
-    },
-    { cache: false, maxBatchSize: 2000 },
+        return keys.map((k) => found.has(keyOf(k)));
+      }),
+    { cache: false, maxBatchSize: 2000, batchScheduleFn: readGroup.schedule },
   );
 
   /** One `recordWritten` call: its entries and the backend. */
@@ -258,36 +293,38 @@ export function createLedger(pool: Pool): Ledger {
     entries: readonly LedgerEntry[];
     backend: string;
   }
+  const writeGroup = groupCommit(1);
   const writes = new DataLoader<WriteCall, true>(
-    async (calls) => {
-      const results: (true | Error)[] = calls.map(() => true);
-      for (const [backend, list] of byBackend(calls)) {
-        try {
-          await upsert(
-            list.flatMap((c) => c.entries),
-            'written',
-            backend,
-            null,
-          );
-        } catch (err: unknown) {
-          const shared = err instanceof Error ? err : new Error(String(err));
-          if (list.length === 1) {
-            results[calls.indexOf(list[0] as WriteCall)] = shared;
-            continue;
-          }
-          for (const call of list) {
-            const i = calls.indexOf(call);
-            try {
-              await upsert(call.entries, 'written', backend, null);
-            } catch (own: unknown) {
-              results[i] = own instanceof Error ? own : new Error(String(own));
+    (calls) =>
+      writeGroup.run(async () => {
+        const results: (true | Error)[] = calls.map(() => true);
+        for (const [backend, list] of byBackend(calls)) {
+          try {
+            await upsert(
+              list.flatMap((c) => c.entries),
+              'written',
+              backend,
+              null,
+            );
+          } catch (err: unknown) {
+            const shared = err instanceof Error ? err : new Error(String(err));
+            if (list.length === 1) {
+              results[calls.indexOf(list[0] as WriteCall)] = shared;
+              continue;
+            }
+            for (const call of list) {
+              const i = calls.indexOf(call);
+              try {
+                await upsert(call.entries, 'written', backend, null);
+              } catch (own: unknown) {
+                results[i] = own instanceof Error ? own : new Error(String(own));
+              }
             }
           }
         }
-      }
-      return results;
-    },
-    { cache: false, maxBatchSize: 200 },
+        return results;
+      }),
+    { cache: false, maxBatchSize: 200, batchScheduleFn: writeGroup.schedule },
   );
 
   return {
