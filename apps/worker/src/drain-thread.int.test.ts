@@ -128,6 +128,36 @@ describe('drainThread (real Redis and Postgres)', () => {
     expect((await outbox.status('acme', 'm0'))?.status).to.equal('written');
   });
 
+  it('asks the gate once per batch, and skips ensuring a thread the backend already knows', async () => {
+    const real = createPostgresBackend(pool, { maxBatchSize: 4 });
+    const calls: string[] = [];
+    const backend: MemoryBackend = {
+      ...real,
+      ensureUser: (...args) => (calls.push('ensure_user'), real.ensureUser(...args)),
+      ensureThread: (...args) => (calls.push('ensure_thread'), real.ensureThread(...args)),
+      addMessages: (...args) => (calls.push('add'), real.addMessages(...args)),
+    };
+    let permits = 0;
+    const counted: BackendGate = {
+      ...gate,
+      acquire: () => (permits++, gate.acquire()),
+    };
+    const drain = createThreadDrainer(deps({ backend, gate: counted }));
+    await post('t1', ['m0', 'm1', 'm2', 'm3', 'm4']);
+    expect(await drain('acme', 't1')).to.deep.equal({ outcome: 'drained', written: 5, dead: 0 });
+    // A new thread: created once, then two batches (4 + 1), one permit for each call.
+    expect(calls).to.deep.equal(['ensure_user', 'ensure_thread', 'add', 'add']);
+    expect(permits).to.equal(4);
+
+    calls.length = 0;
+    permits = 0;
+    await post('t1', ['m5']);
+    expect(await drain('acme', 't1')).to.deep.equal({ outcome: 'drained', written: 1, dead: 0 });
+    expect(calls).to.deep.equal(['add']);
+    expect(permits).to.equal(1);
+    expect(await stored('t1')).to.deep.equal(['m0', 'm1', 'm2', 'm3', 'm4', 'm5']);
+  });
+
   it('never writes twice after a crash between the backend ack and the outbox commit', async () => {
     await post('t1', ['a', 'b', 'c']);
     // A drain that wrote a and b, then died before committing: the write is marked uncertain.

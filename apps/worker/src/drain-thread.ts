@@ -5,7 +5,7 @@ import type { Flags } from '@memfleet/flags/flags';
 import { outboxMessageBody } from '@memfleet/jobs/outbox-message';
 import type { Logger } from '@memfleet/logger/create-logger';
 import { BackendError } from '@memfleet/memory/backend-error';
-import type { BackendGate, PauseReason } from '@memfleet/memory/backend-gate';
+import type { BackendGate, GatePermit, PauseReason } from '@memfleet/memory/backend-gate';
 import type { MemoryBackend, MemoryMessage, ThreadRef } from '@memfleet/memory/memory-backend';
 import type { WorkerMetrics } from '@memfleet/metrics/worker-metrics';
 import type { Outbox, OutboxHead, PendingMessage } from '@memfleet/outbox/outbox';
@@ -109,8 +109,9 @@ export function createThreadDrainer(deps: DrainDeps) {
     op: string,
     fn: (signal: AbortSignal) => Promise<T>,
     seen?: { probe: boolean },
+    asked?: Promise<GatePermit>,
   ): Promise<T> {
-    const permit = await deps.gate.acquire();
+    const permit = await (asked ?? deps.gate.acquire());
     if (permit.verdict === 'wait') {
       throw new BackendPaused(permit.waitMs, permit.reason, 'held before the call');
     }
@@ -312,6 +313,15 @@ export function createThreadDrainer(deps: DrainDeps) {
           metrics.duplicatesSkipped.inc({ backend: b, source: 'ledger' }, inLedger.size);
         }
         if (inLedger.size < ids.length) {
+          // The gate's permit for this batch's first backend call is asked for with the attempt
+          // count, in the same write to Redis; every batch makes that call (below).
+          let permit: Promise<GatePermit> | undefined = deps.gate.acquire();
+          permit.catch(() => undefined);
+          const firstPermit = (): Promise<GatePermit> | undefined => {
+            const p = permit;
+            permit = undefined;
+            return p;
+          };
           // Counted before any backend call, so a backend that always fails still exhausts attempts.
           await outbox.beginWrite(tenant, threadId, ids);
           const attempt = Math.max(...batch.map((p) => p.attempts)) + 1;
@@ -319,8 +329,11 @@ export function createThreadDrainer(deps: DrainDeps) {
           try {
             let inBackend = new Set<string>();
             if (head.uncertain) {
-              inBackend = await call('find_written', (signal) =>
-                backend.findWritten(thread, ids, { signal }),
+              inBackend = await call(
+                'find_written',
+                (signal) => backend.findWritten(thread, ids, { signal }),
+                undefined,
+                firstPermit(),
               );
               if (inBackend.size > 0) {
                 metrics.duplicatesSkipped.inc({ backend: b, source: 'backend' }, inBackend.size);
@@ -332,11 +345,16 @@ export function createThreadDrainer(deps: DrainDeps) {
                 !inBackend.has(p.pending.clientMessageId),
             );
             if (toSend.length > 0) {
-              if (!ensured) {
-                await call('ensure_user', (signal) => backend.ensureUser(thread, { signal }));
+              if (!ensured && !backend.isEnsured(thread)) {
+                await call(
+                  'ensure_user',
+                  (signal) => backend.ensureUser(thread, { signal }),
+                  undefined,
+                  firstPermit(),
+                );
                 await call('ensure_thread', (signal) => backend.ensureThread(thread, { signal }));
-                ensured = true;
               }
+              ensured = true;
               const t0 = now();
               const seen = { probe: false };
               await call(
@@ -356,6 +374,7 @@ export function createThreadDrainer(deps: DrainDeps) {
                       throw err;
                     }),
                 seen,
+                firstPermit(),
               );
               metrics.batchSize.observe({ backend: b }, toSend.length);
               logger.info('batch written', {

@@ -569,6 +569,8 @@ export function createMem0Backend(options: Mem0BackendOptions): MemoryBackend {
     writeTimeoutMs: options.style === 'oss' ? timeoutMs : timeoutMs + eventTimeoutMs,
 
     // mem0 creates its entities with their first memory.
+    // mem0 has no users or threads to create: they exist with their first memory.
+    isEnsured: () => true,
     async ensureUser() {},
     async ensureThread() {},
 

@@ -62,6 +62,12 @@ export interface MemoryBackend {
    * waits for its event there). The fleet's backend timeout applies when absent.
    */
   readonly writeTimeoutMs?: number;
+  /**
+   * True when this process knows the thread and its user exist in the store (it created or found
+   * them), so {@link ensureUser} and {@link ensureThread} would not call the store: the drain then
+   * skips them, and their trips through the backend gate.
+   */
+  isEnsured(thread: ThreadRef): boolean;
   /** Creates the user if missing; an existing user is fine. */
   ensureUser(user: UserRef, options?: CallOptions): Promise<void>;
   /** Creates the thread for its user if missing; an existing thread of that user is fine. */

@@ -134,6 +134,9 @@ export function createPostgresBackend(
     name: 'postgres',
     maxBatchSize: options.maxBatchSize ?? 100,
 
+    isEnsured: (thread) =>
+      ensuredUsers.has(userKey(thread)) && ensuredThreads.has(threadKey(thread)),
+
     ensureUser: (user, callOptions) =>
       run(callOptions, async () => {
         if (ensuredUsers.has(userKey(user))) return;

@@ -262,6 +262,11 @@ export function createZepBackend(options: ZepBackendOptions): MemoryBackend {
     name: 'zep',
     maxBatchSize: batchSize,
 
+    isEnsured(thread) {
+      const userId = zepUserId(thread);
+      return ensuredUsers.has(userId) && ensuredThreads.has(`${userId}\n${zepThreadId(thread)}`);
+    },
+
     async ensureUser(user, callOptions) {
       const userId = zepUserId(user);
       if (ensuredUsers.has(userId)) return;

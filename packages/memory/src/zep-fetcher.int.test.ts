@@ -158,7 +158,9 @@ describe('zep fetcher (the SDK transport on undici)', () => {
   });
 
   it('appends to a URL that already has a query, and leaves a URL alone without one', () => {
-    expect(withQuery('http://h/p?a=1', { b: 2, c: true })).to.equal('http://h/p?a=1&b=2&c=true');
+    expect(withQuery('http://h/p?a=1', { b: '2', c: ['x', 'y'] })).to.equal(
+      'http://h/p?a=1&b=2&c=x&c=y',
+    );
     expect(withQuery('http://h/p', {})).to.equal('http://h/p');
     expect(withQuery('http://h/p', undefined)).to.equal('http://h/p');
   });
