@@ -60,6 +60,23 @@ export function describeBackendContract(
       expect(await backend.recentMessages(t1, 10)).to.deep.equal([]);
     });
 
+    it('knows the threads it ensured, until their user is erased', async () => {
+      const other: ThreadRef = { tenant: 'acme', userId: 'u1', threadId: 't2' };
+      await ready(t1);
+      expect(backend.isEnsured(t1)).to.equal(true);
+      if (!verbatim) {
+        // A memory store has no users or threads to create: every thread is ready.
+        expect(backend.isEnsured(other)).to.equal(true);
+        return;
+      }
+      expect(backend.isEnsured(other), 'a thread not ensured yet').to.equal(false);
+      expect(backend.isEnsured({ ...t1, tenant: 'globex' }), 'another tenant').to.equal(false);
+      await backend.eraseUser(t1);
+      expect(backend.isEnsured(t1), 'after the erasure').to.equal(false);
+      await ready(t1);
+      expect(backend.isEnsured(t1)).to.equal(true);
+    });
+
     it('keeps the order of a batch and of successive batches', async () => {
       await ready(t1);
       await backend.addMessages(t1, [msg('a'), msg('b'), msg('c')]);
