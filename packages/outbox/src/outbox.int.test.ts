@@ -429,6 +429,35 @@ describe('outbox (real Redis)', () => {
     expect(await ctx.outbox.length('acme', 'a')).to.equal(1);
     expect((await ctx.outbox.status('acme', 'x:y'))?.threadId).to.equal('a:b');
   });
+
+  it('reads the head of ids any client may send, with their bodies, in the claim script', async () => {
+    const ids = [
+      "plain-id_1.2~!*()'",
+      'with space & ampersand',
+      'slash/colon:percent%20hash#',
+      'Grüße-東京-🙂',
+      '"quoted"+plus=eq?q[]',
+      String.fromCharCode(1, 9, 127),
+    ];
+    await ctx.outbox.append(
+      'acme',
+      't/1',
+      'u1',
+      ids.map((id, i) => ({ clientMessageId: id, body: body(`b${String(i)}`) })),
+      1000,
+    );
+    await ctx.outbox.beginWrite('acme', 't/1', ids.slice(0, 2));
+    const head = await ctx.outbox.claim('acme', 't/1', 'tok', 5000, 10);
+    expect(head?.messages.map((m) => m.clientMessageId)).to.deep.equal(ids);
+    expect(head?.messages.map((m) => m.body)).to.deep.equal(
+      ids.map((_, i) => body(`b${String(i)}`)),
+    );
+    expect(head?.messages.map((m) => m.attempts)).to.deep.equal([1, 1, 0, 0, 0, 0]);
+    expect(head?.messages.map((m) => m.seq)).to.deep.equal([1, 2, 3, 4, 5, 6]);
+    expect(head?.messages[0]?.acceptedAt.getTime()).to.equal(1000);
+    const again = await ctx.outbox.readHead('acme', 't/1', 3);
+    expect(again.messages).to.deep.equal(head?.messages.slice(0, 3));
+  });
 });
 
 async function expectRejection(promise: Promise<unknown>): Promise<void> {

@@ -283,25 +283,38 @@ end
 return 0
 `);
 
-/** Lua: the reply {user, inflight, ids...} of a thread's head, up to `limit` ids. */
-const readHeadLua = (thread: string, outbox: string, limit: string): string => `
+/**
+ * Lua: the reply {user, inflight, then per message id, seq, attempts, accepted_at, body} of a
+ * thread's head, up to `limit` messages. A message's key is `base` and its id as
+ * `encodeURIComponent` spells it (see outbox-keys.ts); like BullMQ's job keys, it is built here
+ * rather than passed in KEYS, which on a Redis Cluster holds because every key shares the prefix's
+ * hash tag.
+ */
+const readHeadLua = (thread: string, outbox: string, limit: string, base: string): string => `
+local function enc(s)
+  return (string.gsub(s, "[^%w%-_%.!~%*'%(%)]", function(c)
+    return string.format('%%%02X', string.byte(c))
+  end))
+end
 local t = redis.call('HMGET', ${thread}, 'user', 'inflight')
 local res = {t[1], t[2]}
 for _, id in ipairs(redis.call('LRANGE', ${outbox}, 0, tonumber(${limit}) - 1)) do
+  local m = redis.call('HMGET', ${base} .. enc(id), 'seq', 'attempts', 'accepted_at', 'body')
   res[#res + 1] = id
+  for i = 1, 4 do res[#res + 1] = m[i] end
 end
 return res
 `;
 
-// KEYS: lock, thread hash, outbox. ARGV: token, ttl ms, limit. ACQUIRE, then HEAD's reply; nil
-// when another holds the thread.
+// KEYS: lock, thread hash, outbox. ARGV: token, ttl ms, limit, message key base. ACQUIRE, then
+// HEAD's reply; nil when another holds the thread.
 const CLAIM = redisScript(`
 if not redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return false end
 redis.call('HDEL', KEYS[2], 'drain')
-${readHeadLua('KEYS[2]', 'KEYS[3]', 'ARGV[3]')}`);
+${readHeadLua('KEYS[2]', 'KEYS[3]', 'ARGV[3]', 'ARGV[4]')}`);
 
-// KEYS: thread hash, outbox. ARGV: limit.
-const HEAD = redisScript(readHeadLua('KEYS[1]', 'KEYS[2]', 'ARGV[1]'));
+// KEYS: thread hash, outbox. ARGV: limit, message key base.
+const HEAD = redisScript(readHeadLua('KEYS[1]', 'KEYS[2]', 'ARGV[1]', 'ARGV[2]'));
 
 const EXTEND = redisScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -497,27 +510,20 @@ export function createOutbox(redis: ScriptClient, options: OutboxOptions = {}): 
   const recentMessages = options.recentMessages ?? 4;
   const drainWindowMs = options.drainRequestWindowMs ?? 5000;
 
-  /** The head from a HEAD-shaped reply (user, inflight, ids...) and one pipeline of the bodies. */
-  async function headOf(tenant: string, reply: readonly unknown[]): Promise<OutboxHead> {
-    const [user, inflight, ...rest] = reply;
-    const ids = rest.map(String);
-    const pipeline = redis.pipeline();
-    for (const id of ids) {
-      pipeline.hmget(keys.message(tenant, id), 'seq', 'attempts', 'accepted_at', 'body');
-    }
-    const rows = ids.length === 0 ? [] : ((await pipeline.exec()) ?? []);
-    const messages = ids.map((clientMessageId, i): PendingMessage => {
-      const [err, value] = rows[i] ?? [null, null];
-      if (err !== null) throw err;
-      const [seq, attempts, acceptedAt, body] = (value ?? []) as (string | null)[];
-      return {
-        clientMessageId,
+  /** The head from a HEAD-shaped reply: user, inflight, then five fields per message. */
+  function headOf(reply: readonly unknown[]): OutboxHead {
+    const [user, inflight] = reply;
+    const messages: PendingMessage[] = [];
+    for (let i = 2; i + 5 <= reply.length; i += 5) {
+      const [id, seq, attempts, acceptedAt, body] = reply.slice(i, i + 5) as (string | null)[];
+      messages.push({
+        clientMessageId: String(id),
         seq: num(seq),
         attempts: num(attempts),
         acceptedAt: new Date(num(acceptedAt)),
         body: body ?? undefined,
-      };
-    });
+      });
+    }
     return {
       userId: typeof user === 'string' ? user : undefined,
       uncertain: inflight !== null && inflight !== undefined && inflight !== false,
@@ -613,18 +619,18 @@ export function createOutbox(redis: ScriptClient, options: OutboxOptions = {}): 
       const res = (await CLAIM.run(
         redis,
         [keys.lock(tenant, threadId), keys.thread(tenant, threadId), keys.outbox(tenant, threadId)],
-        [token, ttlMs, limit],
+        [token, ttlMs, limit, keys.message(tenant, '')],
       )) as (string | null)[] | null;
-      return res === null ? undefined : headOf(tenant, res);
+      return res === null ? undefined : headOf(res);
     },
 
     async readHead(tenant, threadId, limit) {
       const res = (await HEAD.run(
         redis,
         [keys.thread(tenant, threadId), keys.outbox(tenant, threadId)],
-        [limit],
+        [limit, keys.message(tenant, '')],
       )) as (string | null)[];
-      return headOf(tenant, res);
+      return headOf(res);
     },
 
     async beginWrite(tenant, threadId, clientMessageIds) {
