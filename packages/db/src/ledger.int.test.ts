@@ -73,7 +73,8 @@ describe('ledger (real Postgres)', () => {
         ),
       ),
     );
-    expect(statements).to.deep.equal(['SELECT']);
+    // One statement per tenant (the calls came from two).
+    expect(statements).to.deep.equal(['SELECT', 'SELECT']);
     expect(found.map((f) => [...f].sort())).to.deep.equal(
       threads.map((e) => e.map((x) => x.clientMessageId).sort()),
     );
@@ -98,10 +99,12 @@ describe('ledger (real Postgres)', () => {
     let release: () => void = () => undefined;
     let gate: Promise<void> | undefined = new Promise((resolve) => (release = resolve));
     const gated = {
-      query: async (config: { text: string; values?: unknown[][] }) => {
+      query: async (config: { text: string; values?: unknown[] }) => {
+        // The rows' column: the first parameter of the upsert, the second of the written check.
+        const column = config.values?.find((v) => Array.isArray(v)) as unknown[] | undefined;
         statements.push({
           verb: config.text.trim().split(/\s+/)[0] ?? '',
-          rows: config.values?.[0]?.length ?? 0,
+          rows: column?.length ?? 0,
         });
         const held = gate;
         gate = undefined;

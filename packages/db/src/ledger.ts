@@ -271,16 +271,25 @@ export function createLedger(pool: Pool): Ledger {
       readGroup.run(async () => {
         const found = new Set<string>();
         for (const [backend, list] of byBackend(keys)) {
-          const res = await pool.query<{ tenant: string; client_message_id: string }>({
-            name: 'memfleet-ledger-written',
-            text: `SELECT tenant, client_message_id FROM ledger
-                 WHERE (tenant, client_message_id) IN
-                       (SELECT * FROM unnest($1::text[], $2::text[]))
-                   AND status = 'written' AND backend = $3`,
-            values: [list.map((k) => k.tenant), list.map((k) => k.clientMessageId), backend],
-          });
-          for (const r of res.rows) {
-            found.add(keyOf({ backend, tenant: r.tenant, clientMessageId: r.client_message_id }));
+          // One statement per tenant: `= ANY` on the primary key is planned once (a generic
+          // plan), where a join on unnested (tenant, id) pairs was planned again on every call.
+          const byTenant = new Map<string, string[]>();
+          for (const k of list) {
+            const ids = byTenant.get(k.tenant) ?? [];
+            ids.push(k.clientMessageId);
+            byTenant.set(k.tenant, ids);
+          }
+          for (const [tenant, ids] of byTenant) {
+            const res = await pool.query<{ client_message_id: string }>({
+              name: 'memfleet-ledger-written',
+              text: `SELECT client_message_id FROM ledger
+                     WHERE tenant = $1 AND client_message_id = ANY($2::text[])
+                       AND status = 'written' AND backend = $3`,
+              values: [tenant, ids, backend],
+            });
+            for (const r of res.rows) {
+              found.add(keyOf({ backend, tenant, clientMessageId: r.client_message_id }));
+            }
           }
         }
         return keys.map((k) => found.has(keyOf(k)));
