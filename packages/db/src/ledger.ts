@@ -201,7 +201,7 @@ function byBackend<T extends { backend: string }>(items: readonly T[]): Map<stri
  * commit. A lone call goes out in the same turn; under load, the calls that arrive while a
  * statement runs leave together in the next one.
  */
-export function groupCommit(maxInFlight: number): {
+function groupCommit(maxInFlight: number): {
   schedule: (dispatch: () => void) => void;
   run: <T>(batch: () => Promise<T>) => Promise<T>;
 } {
