@@ -146,6 +146,26 @@ describe('zep fetcher (the SDK transport on undici)', () => {
     });
   });
 
+  it('has every call in flight at once, however many drain slots ask (no connection cap)', async () => {
+    const calls = 300;
+    const held: ServerResponse[] = [];
+    // The server answers nobody until every call has reached it.
+    answer = (_req, res) => {
+      held.push(res);
+      if (held.length < calls) return;
+      for (const r of held) {
+        r.writeHead(200, { 'content-type': 'application/json' });
+        r.end('{}');
+      }
+    };
+    const results = await Promise.all(
+      Array.from({ length: calls }, () =>
+        transport.fetcher({ url: `${base}/wide`, method: 'GET', timeoutMs: 10_000 }),
+      ),
+    );
+    expect(results.filter((r) => r.ok)).to.have.length(calls);
+  });
+
   it('refuses a request body it cannot send, without sending anything', async () => {
     const res = await transport.fetcher({
       url: `${base}/file`,

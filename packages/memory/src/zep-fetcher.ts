@@ -11,7 +11,10 @@ type RawResponse = FetchResult['rawResponse'];
 
 /** Options of {@link createZepFetcher}. */
 export interface ZepFetcherOptions {
-  /** Most open connections to the Zep host. Default 128. */
+  /**
+   * Most open connections to the Zep host. Default: no limit, as with `fetch`, so every drain slot
+   * (`WORKER_CONCURRENCY`) and every read can have its call in flight.
+   */
   connections?: number;
   /** An idle connection is closed after this long. Default 4000 ms. */
   keepAliveTimeoutMs?: number;
@@ -37,7 +40,7 @@ const JSON_TYPES = /^application\/(?:.+\+)?json$|^text\/json$/;
  */
 export function createZepFetcher(options: ZepFetcherOptions = {}): ZepFetcher {
   const dispatcher = new Agent({
-    connections: options.connections ?? 128,
+    ...(options.connections === undefined ? {} : { connections: options.connections }),
     keepAliveTimeout: options.keepAliveTimeoutMs ?? 4000,
   });
 
