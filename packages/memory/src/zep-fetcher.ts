@@ -9,17 +9,6 @@ type FetchArgs = Parameters<ZepFetchFunction>[0];
 type FetchResult = Awaited<ReturnType<ZepFetchFunction>>;
 type RawResponse = FetchResult['rawResponse'];
 
-/** Options of {@link createZepFetcher}. */
-export interface ZepFetcherOptions {
-  /**
-   * Most open connections to the Zep host. Default: no limit, as with `fetch`, so every drain slot
-   * (`WORKER_CONCURRENCY`) and every read can have its call in flight.
-   */
-  connections?: number;
-  /** An idle connection is closed after this long. Default 4000 ms. */
-  keepAliveTimeoutMs?: number;
-}
-
 /** A {@link ZepFetchFunction} and the connection pool behind it. */
 export interface ZepFetcher {
   fetcher: ZepFetchFunction;
@@ -36,13 +25,12 @@ const JSON_TYPES = /^application\/(?:.+\+)?json$|^text\/json$/;
  * `status-code` errors with the parsed body, `non-json`, `timeout` (the SDK's `timeoutMs`), and
  * `unknown` for an abort ("The user aborted a request", as the SDK words it) or a network failure.
  * It never retries (memfleet's queue owns retries, and the backend passes `maxRetries: 0`) and
- * does not follow redirects, which the Zep API does not send.
+ * does not follow redirects, which the Zep API does not send. The pool has no connection cap, as
+ * with `fetch`, so every drain slot (`WORKER_CONCURRENCY`) and every read can have its call in
+ * flight; an idle connection closes after undici's default 4 s.
  */
-export function createZepFetcher(options: ZepFetcherOptions = {}): ZepFetcher {
-  const dispatcher = new Agent({
-    ...(options.connections === undefined ? {} : { connections: options.connections }),
-    keepAliveTimeout: options.keepAliveTimeoutMs ?? 4000,
-  });
+export function createZepFetcher(): ZepFetcher {
+  const dispatcher = new Agent();
 
   async function fetcher(args: FetchArgs): Promise<FetchResult> {
     let body: string | undefined;
@@ -80,7 +68,6 @@ export function createZepFetcher(options: ZepFetcherOptions = {}): ZepFetcher {
     } catch (err: unknown) {
       return failure(err, args.abortSignal);
     }
-    const contentType = raw.headers.get('content-type')?.split(';')[0]?.trim().toLowerCase() ?? '';
     if (res.statusCode >= 200 && res.statusCode < 400) {
       if (args.responseType === 'text') return { ok: true, body: text, rawResponse: raw };
       if (text.length === 0) return { ok: true, body: undefined, rawResponse: raw };
@@ -94,6 +81,7 @@ export function createZepFetcher(options: ZepFetcherOptions = {}): ZepFetcher {
         };
       }
     }
+    const contentType = raw.headers.get('content-type')?.split(';')[0]?.trim().toLowerCase() ?? '';
     let errorBody: unknown = text;
     if ((contentType === '' || JSON_TYPES.test(contentType)) && text.length > 0) {
       try {
