@@ -184,6 +184,85 @@ describe('api (real Redis and Postgres)', () => {
     });
   });
 
+  describe('POST messages with and without Express', () => {
+    // `/v1/threads/{id}/messages` is answered straight from Node's HTTP server; the same path with
+    // a trailing slash is left to Express. Both must answer every request alike.
+    const direct = (thread: string) => `/v1/threads/${thread}/messages`;
+    const viaExpress = (thread: string) => `/v1/threads/${thread}/messages/`;
+    const sent = (path: string) => request(api.url).post(path);
+    const keyed = (path: string) => sent(path).set('authorization', `Bearer ${ACME}`);
+    const asJson = (path: string) => keyed(path).set('content-type', 'application/json');
+    const cases: [string, string, (path: string, id: string) => request.Test][] = [
+      [
+        'a valid message',
+        't-form',
+        (p, id) => keyed(p).send({ user_id: 'u1', messages: [message(id)] }),
+      ],
+      ['no key', 't-form', (p) => sent(p).send({})],
+      ['the admin key', 't-form', (p) => sent(p).set('authorization', `Bearer ${ADMIN}`).send({})],
+      ['text/plain', 't-form', (p) => keyed(p).set('content-type', 'text/plain').send('hi')],
+      ['no body', 't-form', (p) => keyed(p)],
+      ['an empty JSON body', 't-form', (p) => asJson(p).send('')],
+      ['invalid JSON', 't-form', (p) => asJson(p).send('{"user_id":')],
+      ['a JSON string', 't-form', (p) => asJson(p).send('"u1"')],
+      ['a body over the limit', 't-form', (p) => asJson(p).send(`"${'x'.repeat(70_000)}"`)],
+      ['gzip that is not', 't-form', (p) => asJson(p).set('content-encoding', 'gzip').send('{}')],
+      [
+        'a latin1 body',
+        't-form',
+        (p) => keyed(p).set('content-type', 'application/json; charset=latin1').send('{}'),
+      ],
+      ['a schema error', 't-form', (p) => keyed(p).send({ user_id: '', messages: [{}] })],
+      [
+        'a thread id with control characters',
+        't%01form',
+        (p, id) => keyed(p).send({ user_id: 'u1', messages: [message(id)] }),
+      ],
+    ];
+    const SAME_ANYWAY = new Set(['date', 'x-request-id', 'content-length', 'connection']);
+    /** Answers of POST messages so far, by status, from the API's own metrics. */
+    const routeCounts = async () => {
+      const { text } = await request(api.url).get('/metrics');
+      const counts = new Map<number, number>();
+      for (const line of text.split('\n')) {
+        const m =
+          /^memfleet_http_request_duration_seconds_count\{.*route="\/v1\/threads\/:thread_id\/messages",method="POST",status="(\d+)".*\} (\d+)$/.exec(
+            line,
+          );
+        if (m) counts.set(Number(m[1]), Number(m[2]));
+      }
+      return counts;
+    };
+    let countsBefore = new Map<number, number>();
+    before(async () => {
+      countsBefore = await routeCounts();
+    });
+
+    for (const [name, thread, send] of cases) {
+      it(`answers ${name} alike`, async () => {
+        const a = await send(direct(thread), 'form-direct');
+        const b = await send(viaExpress(thread), 'form-express');
+        expect(a.status, a.text).to.equal(b.status);
+        expect(a.text.replaceAll('form-direct', 'ID')).to.equal(
+          b.text.replaceAll('form-express', 'ID'),
+        );
+        const headersOf = (h: Record<string, string>) =>
+          Object.entries(h).filter(([k]) => !SAME_ANYWAY.has(k));
+        expect(headersOf(a.headers)).to.deep.equal(
+          headersOf(b.headers),
+        );
+        expect(a.headers['x-request-id']).to.be.a('string');
+      });
+    }
+
+    it('counts both under the route template, by status', async () => {
+      const after = await routeCounts();
+      const delta = (status: number) => (after.get(status) ?? 0) - (countsBefore.get(status) ?? 0);
+      // Each case went once each way: 3 cases are 415, 1 is 413 and 1 is 202.
+      expect([delta(415), delta(413), delta(202)]).to.deep.equal([6, 2, 2]);
+    });
+  });
+
   describe('dedupe', () => {
     it('answers duplicate for the same client_message_id sent 5 times in a row', async () => {
       const statuses: string[] = [];

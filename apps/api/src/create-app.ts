@@ -1,4 +1,6 @@
-import express, { type Express, type RequestHandler, type Router } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import express, { type RequestHandler, type Router } from 'express';
+import typeis from 'type-is';
 import type { Registry } from 'prom-client';
 import type { ZodSafeParseResult } from 'zod';
 import { toError } from '@memfleet/errors/to-error';
@@ -8,6 +10,7 @@ import type { Logger } from '@memfleet/logger/create-logger';
 import type { ApiMetrics } from '@memfleet/metrics/api-metrics';
 import type { AcceptMessages } from '@memfleet/intake/accept-messages';
 import {
+  authenticateTenant,
   principalOf,
   requireAdmin,
   requireDashboard,
@@ -17,13 +20,16 @@ import {
 } from '@memfleet/http/auth';
 import {
   errorHandler,
+  errorResponder,
   isDependencyFailure,
   notFound,
   requestContext,
   sendJson,
   serveBasics,
+  trackRequest,
 } from '@memfleet/http/http-basics';
 import { HttpError } from '@memfleet/http/http-error';
+import { rateLimited, type RateLimit } from '@memfleet/http/rate-limit';
 import { securityHeaders } from '@memfleet/http/security-headers';
 import { parseId } from '@memfleet/http/ids';
 import { flagsPatchSchema, toFlagPatch } from './admin-flags.ts';
@@ -45,10 +51,10 @@ export interface AppDeps {
   checkReady: () => Promise<void>;
   dashboard: Router;
   /**
-   * Per-tenant rate limits, mounted after the key check: `enqueue` on POST messages and DELETE
-   * users, `read` on GET status.
+   * Per-tenant rate limits, checked after the key: `enqueue` on POST messages and DELETE users,
+   * `read` on GET status.
    */
-  rateLimits: { enqueue: RequestHandler; read: RequestHandler };
+  rateLimits: { enqueue: RateLimit; read: RateLimit };
   /** The live memory flags, shown and changed by `/v1/admin/flags`. */
   flags: Pick<Flags, 'snapshot' | 'update' | 'refresh'>;
   /** Tenant names of `MEMFLEET_API_KEYS`: the only ones a flag override may name. */
@@ -60,8 +66,40 @@ export interface AppDeps {
   contentMaxChars: number;
 }
 
-/** The API's Express app: routes are thin; services do the work. */
-export function createApp(deps: AppDeps): Express {
+/** What `http.createServer` takes: the API's answer to every request. */
+export type ApiHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** The route of POST messages, as metrics and logs name it. */
+const ENQUEUE_ROUTE = '/v1/threads/:thread_id/messages';
+
+/** That route's path as clients write it: lower case, no trailing slash, maybe a query. */
+const ENQUEUE_PATH = /^\/v1\/threads\/([^/?#]+)\/messages(?:\?|$)/;
+
+/**
+ * The thread of a POST messages path written as {@link ENQUEUE_PATH}, percent-decoded as Express
+ * decodes a path parameter; undefined for any other path and for one that does not decode.
+ */
+function enqueueThreadOf(url: string | undefined): string | undefined {
+  const encoded = url === undefined ? undefined : ENQUEUE_PATH.exec(url)?.[1];
+  if (encoded === undefined) return undefined;
+  try {
+    return decodeURIComponent(encoded);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The API: an Express app (routes are thin; services do the work), except that POST messages, the
+ * chat's hot path, is answered straight from Node's HTTP server. Express's own work per request
+ * (its request and response prototypes, the router's walk through every layer) costs more CPU
+ * than the route's key check, validation, redaction and outbox append together, so the route runs
+ * the same steps without it: request id, metrics and log, security headers, key, rate limit,
+ * content type, body parser, validation, intake, and the same error answers. Paths Express alone
+ * accepts for the route (a trailing slash, capitals, a thread id that does not percent-decode)
+ * still reach it there, through the same steps.
+ */
+export function createApp(deps: AppDeps): ApiHandler {
   const app = express();
   app.disable('x-powered-by');
   // Answers are not revalidated: no body is hashed for an ETag.
@@ -69,44 +107,71 @@ export function createApp(deps: AppDeps): Express {
   app.set('query parser', 'simple');
   const schema = messagesRequestSchema(deps.contentMaxChars);
   const flagsSchema = flagsPatchSchema(deps.tenants);
+  const headers = securityHeaders();
+  const errorOptions = {
+    bodyLimitBytes: deps.bodyLimitBytes,
+    logger: deps.logger,
+    unavailableMessage: 'a dependency is unavailable; retry with the same client_message_id',
+  };
 
   app.use(requestContext(deps.metrics.httpDuration, deps.logger));
-  app.use(securityHeaders());
+  app.use(headers);
 
   serveBasics(app, deps);
 
-  const json = express.json({ limit: deps.bodyLimitBytes, type: () => true });
+  // The same parser for Express routes and the direct one: it needs nothing of Express.
+  const json: (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void =
+    express.json({ limit: deps.bodyLimitBytes, type: () => true });
+  const requireJson = (req: IncomingMessage): void => {
+    if (!typeis(req, ['application/json'])) {
+      throw new HttpError(415, 'unsupported_media_type', 'content-type: must be application/json');
+    }
+  };
   const jsonOnly: RequestHandler = (req, _res, next) => {
-    if (!req.is('application/json')) {
-      next(new HttpError(415, 'unsupported_media_type', 'content-type: must be application/json'));
+    try {
+      requireJson(req);
+    } catch (err: unknown) {
+      next(err);
       return;
     }
     next();
   };
+  const readJson = (req: IncomingMessage, res: ServerResponse): Promise<unknown> =>
+    new Promise((resolve, reject) => {
+      json(req, res, (err?: unknown) => {
+        if (err === undefined) resolve((req as { body?: unknown }).body);
+        else reject(toError(err));
+      });
+    });
   const parse = <T>(result: ZodSafeParseResult<T>): T => {
     if (result.success) return result.data;
     const { message, fields } = describeIssues(result.error);
     throw new HttpError(400, 'invalid_request', message, {}).withFields(fields);
   };
 
-  app.post(
-    '/v1/threads/:thread_id/messages',
-    requireTenant(deps.auth, 'write'),
-    deps.rateLimits.enqueue,
-    jsonOnly,
-    json,
-    async (req, res) => {
-      const threadId = parseId(req.params.thread_id, 'thread_id');
-      const body = parse(schema.safeParse(req.body));
-      const result = await deps.acceptMessages(principalOf(res).tenant, threadId, body);
-      sendJson(res, 202, result);
-    },
-  );
+  /** POST messages from the key check to the answer, in the order of Express middleware. */
+  const enqueue = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    rawThreadId: string,
+  ): Promise<void> => {
+    const { tenant } = authenticateTenant(deps.auth, req, 'write');
+    await deps.rateLimits.enqueue.admit(tenant);
+    requireJson(req);
+    const body = await readJson(req, res);
+    const threadId = parseId(rawThreadId, 'thread_id');
+    const result = await deps.acceptMessages(tenant, threadId, parse(schema.safeParse(body)));
+    sendJson(res, 202, result);
+  };
+
+  app.post(ENQUEUE_ROUTE, (req, res, next) => {
+    enqueue(req, res, req.params.thread_id).catch(next);
+  });
 
   app.get(
     '/v1/messages/:client_message_id',
     requireTenant(deps.auth, 'read'),
-    deps.rateLimits.read,
+    rateLimited(deps.rateLimits.read),
     async (req, res) => {
       const id = parseId(req.params.client_message_id, 'client_message_id');
       const status = await deps.messageStatus(principalOf(res).tenant, id);
@@ -136,7 +201,7 @@ export function createApp(deps: AppDeps): Express {
   app.delete(
     '/v1/users/:user_id',
     requireTenant(deps.auth, 'write'),
-    deps.rateLimits.enqueue,
+    rateLimited(deps.rateLimits.enqueue),
     async (req, res) => {
       const userId = parseId(req.params.user_id, 'user_id');
       await deps.eraseUser(principalOf(res).tenant, userId);
@@ -152,12 +217,24 @@ export function createApp(deps: AppDeps): Express {
   );
 
   app.use(notFound);
-  app.use(
-    errorHandler({
-      bodyLimitBytes: deps.bodyLimitBytes,
-      logger: deps.logger,
-      unavailableMessage: 'a dependency is unavailable; retry with the same client_message_id',
-    }),
-  );
-  return app;
+  app.use(errorHandler(errorOptions));
+
+  const answerError = errorResponder(errorOptions);
+  const tracking = { duration: deps.metrics.httpDuration, logger: deps.logger };
+  const enqueueRoute = () => ENQUEUE_ROUTE;
+  return (req, res) => {
+    const threadId = req.method === 'POST' ? enqueueThreadOf(req.url) : undefined;
+    if (threadId === undefined) {
+      app(req, res);
+      return;
+    }
+    trackRequest(req, res, tracking, enqueueRoute);
+    headers(req, res, (err?: unknown) => {
+      (err === undefined ? enqueue(req, res, threadId) : Promise.reject(toError(err))).catch(
+        (e: unknown) => {
+          answerError(e, res);
+        },
+      );
+    });
+  };
 }

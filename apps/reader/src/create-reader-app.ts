@@ -1,4 +1,4 @@
-import express, { type Express, type RequestHandler } from 'express';
+import express, { type Express } from 'express';
 import type { Registry } from 'prom-client';
 import { principalOf, requireTenant, type Authenticator } from '@memfleet/http/auth';
 import {
@@ -10,6 +10,7 @@ import {
 } from '@memfleet/http/http-basics';
 import { HttpError } from '@memfleet/http/http-error';
 import { parseId } from '@memfleet/http/ids';
+import { rateLimited, type RateLimit } from '@memfleet/http/rate-limit';
 import { securityHeaders } from '@memfleet/http/security-headers';
 import type { Logger } from '@memfleet/logger/create-logger';
 import type { ReaderMetrics } from '@memfleet/metrics/reader-metrics';
@@ -22,7 +23,7 @@ export interface ReaderAppDeps {
   readContext: ContextReader;
   checkReady: () => Promise<void>;
   /** The per-tenant read limit, mounted after the key check. */
-  readLimit: RequestHandler;
+  readLimit: RateLimit;
   registry: Registry;
   metrics: ReaderMetrics;
   logger: Pick<Logger, 'error' | 'http' | 'isLevelEnabled'>;
@@ -47,7 +48,7 @@ export function createReaderApp(deps: ReaderAppDeps): Express {
   app.get(
     '/v1/threads/:thread_id/context',
     requireTenant(deps.auth, 'read'),
-    deps.readLimit,
+    rateLimited(deps.readLimit),
     async (req, res) => {
       const threadId = parseId(req.params.thread_id, 'thread_id');
       const userId = parseId(req.query.user_id, 'user_id');

@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
 import type { ApiKeyEntry, KeyScope } from '@memfleet/config/load-config';
 import { HttpError } from './http-error.ts';
@@ -49,14 +50,14 @@ export function createAuthenticator(
   };
 }
 
-function bearer(req: Request): string | undefined {
+function bearer(req: IncomingMessage): string | undefined {
   const header = req.headers.authorization;
   if (header === undefined) return undefined;
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
   return match?.[1];
 }
 
-function basicPassword(req: Request): string | undefined {
+function basicPassword(req: IncomingMessage): string | undefined {
   const header = req.headers.authorization;
   const match = header === undefined ? null : /^Basic\s+(\S+)\s*$/i.exec(header);
   if (match?.[1] === undefined) return undefined;
@@ -66,30 +67,39 @@ function basicPassword(req: Request): string | undefined {
 }
 
 /**
- * Requires a tenant key with `scope`; sets `res.locals.principal`. No or an unknown key is a 401,
- * a key without the scope (or the admin or a dashboard key) a 403.
+ * The tenant of a request's bearer key, which must have `scope`. No or an unknown key throws a
+ * 401, a key without the scope (or the admin or a dashboard key) a 403.
  */
+export function authenticateTenant(
+  auth: Authenticator,
+  req: IncomingMessage,
+  scope: KeyScope,
+): Principal {
+  const key = bearer(req);
+  if (key === undefined) {
+    throw new HttpError(401, 'unauthorized', 'Authorization: Bearer <api key> required');
+  }
+  const principal = auth.principalOf(key);
+  if (principal === undefined) {
+    throw auth.isAdmin(key) || auth.isDashboardViewer(key)
+      ? new HttpError(403, 'forbidden', 'a tenant API key is required here, not an admin key')
+      : new HttpError(401, 'unauthorized', 'unknown API key');
+  }
+  if (!principal.scopes.includes(scope)) {
+    throw new HttpError(403, 'forbidden', `API key lacks the ${scope} scope`);
+  }
+  return principal;
+}
+
+/** {@link authenticateTenant} as Express middleware; sets what {@link principalOf} reads. */
 export function requireTenant(auth: Authenticator, scope: KeyScope) {
   return (req: Request, res: Response, next: NextFunction): void => {
-    const key = bearer(req);
-    if (key === undefined) {
-      next(new HttpError(401, 'unauthorized', 'Authorization: Bearer <api key> required'));
+    try {
+      res.locals.principal = authenticateTenant(auth, req, scope);
+    } catch (err: unknown) {
+      next(err);
       return;
     }
-    const principal = auth.principalOf(key);
-    if (principal === undefined) {
-      next(
-        auth.isAdmin(key) || auth.isDashboardViewer(key)
-          ? new HttpError(403, 'forbidden', 'a tenant API key is required here, not an admin key')
-          : new HttpError(401, 'unauthorized', 'unknown API key'),
-      );
-      return;
-    }
-    if (!principal.scopes.includes(scope)) {
-      next(new HttpError(403, 'forbidden', `API key lacks the ${scope} scope`));
-      return;
-    }
-    res.locals.principal = principal;
     next();
   };
 }

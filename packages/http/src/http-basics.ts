@@ -1,5 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { Server } from 'node:http';
+import {
+  createServer,
+  type IncomingMessage,
+  type RequestListener,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type {
   ErrorRequestHandler,
@@ -18,26 +24,39 @@ import { HttpError } from './http-error.ts';
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /**
- * Gives every request an `x-request-id` (the caller's, if sane) and times it into `duration` by
- * route template, method and status.
+ * Gives a request an `x-request-id` (the caller's, if sane) and, once answered, times it into
+ * `duration` by route template (`routeOf()`, read when the answer is sent), method and status.
  */
+export function trackRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  deps: {
+    duration: Histogram<'route' | 'method' | 'status'>;
+    logger: Pick<Logger, 'http' | 'isLevelEnabled'>;
+  },
+  routeOf: () => string,
+): void {
+  const logged = deps.logger.isLevelEnabled('http');
+  const incoming = req.headers['x-request-id'];
+  const requestId =
+    typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+  res.setHeader('x-request-id', requestId);
+  const end = deps.duration.startTimer();
+  res.on('finish', () => {
+    const labels = { route: routeOf(), method: req.method ?? '', status: String(res.statusCode) };
+    end(labels);
+    if (logged) deps.logger.http('request', { requestId, ...labels });
+  });
+}
+
+/** {@link trackRequest} for every request of an Express app, by the route that took it. */
 export function requestContext(
   duration: Histogram<'route' | 'method' | 'status'>,
   logger: Pick<Logger, 'http' | 'isLevelEnabled'>,
 ): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
-    const logged = logger.isLevelEnabled('http');
-    const incoming = req.headers['x-request-id'];
-    const requestId =
-      typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
-    res.locals.requestId = requestId;
-    res.setHeader('x-request-id', requestId);
-    const end = duration.startTimer();
-    res.on('finish', () => {
-      const route = (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
-      const labels = { route, method: req.method, status: String(res.statusCode) };
-      end(labels);
-      if (logged) logger.http('request', { requestId, ...labels });
+    trackRequest(req, res, { duration, logger }, () => {
+      return (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
     });
     next();
   };
@@ -47,7 +66,7 @@ export function requestContext(
  * Answers `status` with `value` as JSON: what `res.json` sends, without the ETag (a hash of every
  * body) and the content negotiation, which API answers have no use for.
  */
-export function sendJson(res: Response, status: number, value: unknown): void {
+export function sendJson(res: ServerResponse, status: number, value: unknown): void {
   const body = JSON.stringify(value);
   res.statusCode = status;
   res.setHeader('content-type', 'application/json; charset=utf-8');
@@ -74,14 +93,27 @@ export function isDependencyFailure(e: Error): boolean {
   );
 }
 
-/** Answers every error as `{"error":{code,message,fields?}}` with its status. */
-export function errorHandler(options: {
+/** Options of {@link errorResponder} and {@link errorHandler}. */
+export interface ErrorAnswerOptions {
   bodyLimitBytes: number;
   logger: Pick<Logger, 'error'>;
   /** Message of a 503, telling the client what to do. */
   unavailableMessage: string;
-}): ErrorRequestHandler {
-  return (err: unknown, _req, res, _next) => {
+}
+
+/**
+ * Answers an error as `{"error":{code,message,fields?}}` with its status: an {@link HttpError} as
+ * it says, the body parser's errors as 400, 413 or 415, a dependency failure as a logged 503 and
+ * anything else as a logged 500. An error after the answer started can only end the connection.
+ */
+export function errorResponder(
+  options: ErrorAnswerOptions,
+): (err: unknown, res: ServerResponse) => void {
+  return (err, res) => {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
     const e = toError(err);
     let status = 500;
     let code = 'internal';
@@ -127,7 +159,15 @@ export function errorHandler(options: {
         }
       }
     }
-    res.status(status).json({ error: { code, message, ...(fields ? { fields } : {}) } });
+    sendJson(res, status, { error: { code, message, ...(fields ? { fields } : {}) } });
+  };
+}
+
+/** {@link errorResponder} as an Express app's error handler. */
+export function errorHandler(options: ErrorAnswerOptions): ErrorRequestHandler {
+  const respond = errorResponder(options);
+  return (err: unknown, _req, res, _next) => {
+    respond(err, res);
   };
 }
 
@@ -160,7 +200,7 @@ export function serveBasics(
   });
 }
 
-/** A listening HTTP server of an Express app. */
+/** A listening HTTP server. */
 export interface Listening {
   server: Server;
   port: number;
@@ -169,12 +209,18 @@ export interface Listening {
   close(): Promise<void>;
 }
 
-/** Starts `app` on `host:port` (port 0 picks a free one). */
-export async function listen(app: Express, port: number, host: string): Promise<Listening> {
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(port, host, (err?: Error) => {
-      if (err) reject(err);
-      else resolve(s);
+/** Starts an HTTP server answering with `handler` (an Express app, say) on `host:port` (0: any). */
+export async function listen(
+  handler: RequestListener,
+  port: number,
+  host: string,
+): Promise<Listening> {
+  const server = createServer(handler);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
     });
   });
   const bound = (server.address() as AddressInfo).port;

@@ -10,7 +10,7 @@ import { createRateLimitMetrics } from '@memfleet/metrics/rate-limit-metrics';
 import { createRedisClient, type RedisClient } from '@memfleet/redis/connect-redis';
 import { createAuthenticator, requireTenant } from './auth.ts';
 import { errorHandler, listen, type Listening } from './http-basics.ts';
-import { tenantRateLimit } from './rate-limit.ts';
+import { rateLimited, tenantRateLimit } from './rate-limit.ts';
 
 const KEY = 'acme-key-0123456789abcdef';
 
@@ -81,15 +81,17 @@ async function limitedApp(redis: RedisClient, timeoutMs: number) {
       ),
       'write',
     ),
-    tenantRateLimit({
-      name: 'enqueue',
-      settings: { perSecond: 1, burst: 0 },
-      redis,
-      prefix: 'rl-test',
-      metrics,
-      logger,
-      timeoutMs,
-    }),
+    rateLimited(
+      tenantRateLimit({
+        name: 'enqueue',
+        settings: { perSecond: 1, burst: 0 },
+        redis,
+        prefix: 'rl-test',
+        metrics,
+        logger,
+        timeoutMs,
+      }),
+    ),
     (_req, res) => {
       res.status(202).json({ ok: true });
     },

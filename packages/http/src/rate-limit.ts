@@ -26,13 +26,24 @@ export interface RateLimitMetrics {
   failedOpen: Counter<'limit'>;
 }
 
+/** A per-tenant request limit: {@link tenantRateLimit}. */
+export interface RateLimit {
+  /**
+   * Resolves when `tenant` may make one more request, rejects with a 429 {@link HttpError} when it
+   * is over the limit.
+   */
+  admit(tenant: string): Promise<void>;
+}
+
+const ADMITTED: Promise<void> = Promise.resolve();
+
 /**
  * Per-tenant request limit held in Redis (rate-limiter-flexible: a fixed 1 s window of `perSecond`
  * requests, then a {@link BURST_WINDOW_S} window of `burst` more), so it holds across every process
  * of the fleet. Keys are `<prefix>:rl:<name>:<tenant>` (and `<prefix>:rl:<name>-burst:<tenant>`),
- * inside the prefix's hash tag. Mount it after `requireTenant`. Over the limit: 429 `rate_limited`
- * with `Retry-After` in seconds. When Redis fails or takes longer than `timeoutMs`, the request
- * goes through (fail open), logged and counted.
+ * inside the prefix's hash tag. Over the limit: 429 `rate_limited` with `Retry-After` in seconds.
+ * When Redis fails or takes longer than `timeoutMs`, the request goes through (fail open), logged
+ * and counted.
  */
 export function tenantRateLimit(options: {
   name: 'enqueue' | 'read';
@@ -42,13 +53,9 @@ export function tenantRateLimit(options: {
   metrics: RateLimitMetrics;
   logger: Pick<Logger, 'warn'>;
   timeoutMs?: number;
-}): RequestHandler {
+}): RateLimit {
   const { name, settings, metrics, logger } = options;
-  if (settings.perSecond === 0) {
-    return (_req: Request, _res: Response, next: NextFunction) => {
-      next();
-    };
-  }
+  if (settings.perSecond === 0) return { admit: () => ADMITTED };
   const base = new RateLimiterRedis({
     storeClient: options.redis,
     keyPrefix: `${options.prefix}:rl:${name}`,
@@ -70,30 +77,25 @@ export function tenantRateLimit(options: {
   const timeoutMs = options.timeoutMs ?? 200;
   let lastWarning = 0;
 
-  return (_req: Request, res: Response, next: NextFunction) => {
-    const { tenant } = principalOf(res);
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), timeoutMs);
-    });
-    Promise.race([limiter.consume(tenant, 1), timeout])
-      .then((outcome) => {
+  return {
+    async admit(tenant) {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), timeoutMs);
+      });
+      try {
+        const outcome = await Promise.race([limiter.consume(tenant, 1), timeout]);
         if (outcome === 'timeout') throw new Error(`rate limiter: no answer in ${timeoutMs} ms`);
-        next();
-      })
-      .catch((err: unknown) => {
+      } catch (err: unknown) {
         if (err instanceof RateLimiterRes) {
           metrics.limited.inc({ limit: name, tenant });
           const retryAfter = Math.max(1, Math.ceil(err.msBeforeNext / 1000));
-          next(
-            new HttpError(
-              429,
-              'rate_limited',
-              `tenant ${tenant}: over the ${name} limit of ${settings.perSecond} requests/s; retry after ${retryAfter} s`,
-              { 'retry-after': String(retryAfter) },
-            ),
+          throw new HttpError(
+            429,
+            'rate_limited',
+            `tenant ${tenant}: over the ${name} limit of ${settings.perSecond} requests/s; retry after ${retryAfter} s`,
+            { 'retry-after': String(retryAfter) },
           );
-          return;
         }
         metrics.failedOpen.inc({ limit: name });
         // One warning a second at most: a Redis outage would otherwise log every request.
@@ -105,10 +107,18 @@ export function tenantRateLimit(options: {
             err: toError(err),
           });
         }
-        next();
-      })
-      .finally(() => {
+      } finally {
         clearTimeout(timer);
-      });
+      }
+    },
+  };
+}
+
+/** `limit` as Express middleware, mounted after `requireTenant`. */
+export function rateLimited(limit: RateLimit): RequestHandler {
+  return (_req: Request, res: Response, next: NextFunction) => {
+    limit.admit(principalOf(res).tenant).then(() => {
+      next();
+    }, next);
   };
 }
