@@ -248,9 +248,7 @@ describe('api (real Redis and Postgres)', () => {
         );
         const headersOf = (h: Record<string, string>) =>
           Object.entries(h).filter(([k]) => !SAME_ANYWAY.has(k));
-        expect(headersOf(a.headers)).to.deep.equal(
-          headersOf(b.headers),
-        );
+        expect(headersOf(a.headers)).to.deep.equal(headersOf(b.headers));
         expect(a.headers['x-request-id']).to.be.a('string');
       });
     }
