@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import pg from 'pg';
 import { createTestDatabase, type TestDatabase } from '@memfleet/testing/fixtures';
+import { tuplesRead } from '@memfleet/testing/tuples-read';
 import { createLedger, type Ledger, type LedgerEntry } from './ledger.ts';
 import { migrate } from './migrate.ts';
 
@@ -162,6 +163,30 @@ describe('ledger (real Postgres)', () => {
     // A dead-letter never overwrites a written row, whatever backend it names.
     await ledger.recordDead([entry('m2', 2)], 'zep', 'too long for zep');
     expect(await row('m2')).to.include({ status: 'written', backend: 'postgres' });
+  });
+
+  it('looks written ids up by key however much the tenant grew after the first lookups', async () => {
+    // One connection, so the lookups, the counters' flush and their reading share one backend.
+    const single = new pg.Pool({ connectionString: db.url, max: 1 });
+    try {
+      const small = createLedger(single);
+      // Lookups on the empty table: a statement Postgres planned once here and kept (a generic
+      // plan) reads the whole tenant through an index on tenant alone once the table is big.
+      for (let i = 0; i < 8; i++) await small.findWritten('acme', [`m${String(i)}`], 'postgres');
+      await single.query(
+        `INSERT INTO ledger (tenant, client_message_id, thread_id, user_id, seq, status, backend,
+                             accepted_at, written_at)
+         SELECT 'acme', 'm' || g, 't' || (g % 300), 'u' || (g % 300), g, 'written', 'postgres',
+                now(), now()
+         FROM generate_series(1, 20000) g`,
+      );
+      const before = await tuplesRead(single, 'ledger');
+      const ids = Array.from({ length: 90 }, (_, i) => `m${String(i * 200 + 1)}`);
+      expect(await small.findWritten('acme', ids, 'postgres')).to.deep.equal(new Set(ids));
+      expect((await tuplesRead(single, 'ledger')) - before).to.be.at.most(2 * ids.length);
+    } finally {
+      await single.end();
+    }
   });
 
   it('keeps the written body as JSON, none for dead rows or bodies jsonb cannot hold', async () => {

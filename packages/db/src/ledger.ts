@@ -271,8 +271,12 @@ export function createLedger(pool: Pool): Ledger {
       readGroup.run(async () => {
         const found = new Set<string>();
         for (const [backend, list] of byBackend(keys)) {
-          // One statement per tenant: `= ANY` on the primary key is planned once (a generic
-          // plan), where a join on unnested (tenant, id) pairs was planned again on every call.
+          // One statement per tenant: a primary-key lookup per id. `WHERE client_message_id =
+          // ANY($2)` lets Postgres read the whole tenant through another index on `tenant` instead
+          // when the table's statistics are old (each tenant looks small to it, and every row
+          // of a single-tenant fleet then goes through the filter), as can a join it is free to
+          // rewrite; the lateral subquery it may not flatten (`OFFSET 0`), unnamed (planned for
+          // each call with the table as it is), leaves it only the key.
           const byTenant = new Map<string, string[]>();
           for (const k of list) {
             const ids = byTenant.get(k.tenant) ?? [];
@@ -281,10 +285,13 @@ export function createLedger(pool: Pool): Ledger {
           }
           for (const [tenant, ids] of byTenant) {
             const res = await pool.query<{ client_message_id: string }>({
-              name: 'memfleet-ledger-written',
-              text: `SELECT client_message_id FROM ledger
-                     WHERE tenant = $1 AND client_message_id = ANY($2::text[])
-                       AND status = 'written' AND backend = $3`,
+              text: `SELECT l.client_message_id
+                     FROM unnest($2::text[]) AS i(id)
+                     CROSS JOIN LATERAL (
+                       SELECT client_message_id FROM ledger
+                       WHERE tenant = $1 AND client_message_id = i.id
+                         AND status = 'written' AND backend = $3
+                       OFFSET 0) l`,
               values: [tenant, ids, backend],
             });
             for (const r of res.rows) {

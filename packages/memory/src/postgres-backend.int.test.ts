@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import pg from 'pg';
 import { migrate } from '@memfleet/db/migrate';
 import { createTestDatabase } from '@memfleet/testing/fixtures';
+import { tuplesRead } from '@memfleet/testing/tuples-read';
 import { BackendError } from './backend-error.ts';
 import { describeBackendContract } from './backend-contract.ts';
 import { createPostgresBackend } from './postgres-backend.ts';
@@ -64,6 +65,33 @@ describe('postgres backend specifics', () => {
       expect([...(await s.backend.findWritten(ref, ['c']))]).to.deep.equal(['c']);
     } finally {
       await s.dispose();
+    }
+  });
+
+  it('looks written ids up by key however long the thread grew after the first lookups', async () => {
+    const db = await createTestDatabase();
+    await migrate(db.url);
+    // One connection, so the lookups and the reading of Postgres's counters share one backend.
+    const single = new pg.Pool({ connectionString: db.url, max: 1 });
+    try {
+      const backend = createPostgresBackend(single);
+      const ref = { tenant: 'acme', userId: 'u1', threadId: 't1' };
+      await backend.ensureUser(ref);
+      await backend.ensureThread(ref);
+      // Lookups on the empty thread: a statement Postgres planned once here and kept (a generic
+      // plan) reads the whole thread through its (tenant, thread, id) index once it is long.
+      for (let i = 0; i < 8; i++) await backend.findWritten(ref, [`m${String(i)}`]);
+      await single.query(
+        `INSERT INTO memory_messages (tenant, thread_id, client_message_id, role, content, created_at)
+         SELECT 'acme', 't1', 'm' || g, 'user', 'hello', now() FROM generate_series(1, 20000) g`,
+      );
+      const before = await tuplesRead(single, 'memory_messages');
+      const ids = Array.from({ length: 90 }, (_, i) => `m${String(i * 200 + 1)}`);
+      expect(await backend.findWritten(ref, ids)).to.deep.equal(new Set(ids));
+      expect((await tuplesRead(single, 'memory_messages')) - before).to.be.at.most(2 * ids.length);
+    } finally {
+      await single.end();
+      await db.drop();
     }
   });
 

@@ -183,13 +183,23 @@ export function createPostgresBackend(
 
     findWritten: (thread, clientMessageIds, callOptions) =>
       run(callOptions, async () => {
-        const res = await pool.query<{ client_message_id: string }>({
-          name: 'memfleet-memory-written',
-          text: `SELECT client_message_id FROM memory_messages
-                 WHERE tenant = $1 AND thread_id = $2 AND client_message_id = ANY($3::text[])`,
-          values: [thread.tenant, thread.threadId, clientMessageIds],
+        // A lookup by the unique (tenant, client_message_id) key per id, the thread compared
+        // here: `WHERE thread_id = $2 AND client_message_id = ANY($3)` lets Postgres read the
+        // whole thread through the (tenant, thread_id, id) index instead when the table's
+        // statistics are old. The lateral subquery it may not flatten (`OFFSET 0`), unnamed
+        // (planned for each call with the table as it is), leaves it only the key.
+        const res = await pool.query<{ client_message_id: string; thread_id: string }>({
+          text: `SELECT m.client_message_id, m.thread_id
+                 FROM unnest($2::text[]) AS i(id)
+                 CROSS JOIN LATERAL (
+                   SELECT client_message_id, thread_id FROM memory_messages
+                   WHERE tenant = $1 AND client_message_id = i.id
+                   OFFSET 0) m`,
+          values: [thread.tenant, clientMessageIds],
         });
-        return new Set(res.rows.map((r) => r.client_message_id));
+        return new Set(
+          res.rows.filter((r) => r.thread_id === thread.threadId).map((r) => r.client_message_id),
+        );
       }),
 
     recentMessages,
