@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import express, { type RequestHandler, type Router } from 'express';
 import typeis from 'type-is';
 import type { Registry } from 'prom-client';
@@ -26,8 +26,8 @@ import {
   requestContext,
   sendJson,
   serveBasics,
-  trackRequest,
 } from '@memfleet/http/http-basics';
+import { withDirectRoutes } from '@memfleet/http/direct-route';
 import { HttpError } from '@memfleet/http/http-error';
 import { rateLimited, type RateLimit } from '@memfleet/http/rate-limit';
 import { securityHeaders } from '@memfleet/http/security-headers';
@@ -66,40 +66,16 @@ export interface AppDeps {
   contentMaxChars: number;
 }
 
-/** What `http.createServer` takes: the API's answer to every request. */
-export type ApiHandler = (req: IncomingMessage, res: ServerResponse) => void;
-
 /** The route of POST messages, as metrics and logs name it. */
 const ENQUEUE_ROUTE = '/v1/threads/:thread_id/messages';
 
-/** That route's path as clients write it: lower case, no trailing slash, maybe a query. */
-const ENQUEUE_PATH = /^\/v1\/threads\/([^/?#]+)\/messages(?:\?|$)/;
-
-/**
- * The thread of a POST messages path written as {@link ENQUEUE_PATH}, percent-decoded as Express
- * decodes a path parameter; undefined for any other path and for one that does not decode.
- */
-function enqueueThreadOf(url: string | undefined): string | undefined {
-  const encoded = url === undefined ? undefined : ENQUEUE_PATH.exec(url)?.[1];
-  if (encoded === undefined) return undefined;
-  try {
-    return decodeURIComponent(encoded);
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * The API: an Express app (routes are thin; services do the work), except that POST messages, the
- * chat's hot path, is answered straight from Node's HTTP server. Express's own work per request
- * (its request and response prototypes, the router's walk through every layer) costs more CPU
- * than the route's key check, validation, redaction and outbox append together, so the route runs
- * the same steps without it: request id, metrics and log, security headers, key, rate limit,
- * content type, body parser, validation, intake, and the same error answers. Paths Express alone
- * accepts for the route (a trailing slash, capitals, a thread id that does not percent-decode)
- * still reach it there, through the same steps.
+ * chat's hot path, is a direct route ({@link withDirectRoutes}): answered straight from Node's
+ * HTTP server with the same steps (key, rate limit, content type, body parser, validation,
+ * intake, error answers). What `http.createServer` takes.
  */
-export function createApp(deps: AppDeps): ApiHandler {
+export function createApp(deps: AppDeps): RequestListener {
   const app = express();
   app.disable('x-powered-by');
   // Answers are not revalidated: no body is hashed for an ETag.
@@ -219,22 +195,21 @@ export function createApp(deps: AppDeps): ApiHandler {
   app.use(notFound);
   app.use(errorHandler(errorOptions));
 
-  const answerError = errorResponder(errorOptions);
-  const tracking = { duration: deps.metrics.httpDuration, logger: deps.logger };
-  const enqueueRoute = () => ENQUEUE_ROUTE;
-  return (req, res) => {
-    const threadId = req.method === 'POST' ? enqueueThreadOf(req.url) : undefined;
-    if (threadId === undefined) {
-      app(req, res);
-      return;
-    }
-    trackRequest(req, res, tracking, enqueueRoute);
-    headers(req, res, (err?: unknown) => {
-      (err === undefined ? enqueue(req, res, threadId) : Promise.reject(toError(err))).catch(
-        (e: unknown) => {
-          answerError(e, res);
-        },
-      );
-    });
-  };
+  return withDirectRoutes(
+    app,
+    [
+      {
+        method: 'POST',
+        path: /^\/v1\/threads\/([^/?#]+)\/messages(?:\?|$)/,
+        template: ENQUEUE_ROUTE,
+        handle: enqueue,
+      },
+    ],
+    {
+      duration: deps.metrics.httpDuration,
+      logger: deps.logger,
+      headers,
+      answerError: errorResponder(errorOptions),
+    },
+  );
 }

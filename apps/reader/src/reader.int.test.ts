@@ -248,4 +248,52 @@ describe('reader: context within the budget (Zep emulator, real Redis)', functio
     expect(admin.status).to.equal(403);
     expect(contextCalls()).to.have.length(0);
   });
+
+  it('answers every read alike with and without Express', async () => {
+    // `/v1/threads/{id}/context` is answered straight from Node's HTTP server; the same path with
+    // a trailing slash is left to Express. Both must answer alike.
+    const cases: [string, string, string][] = [
+      ['t1', '?user_id=u1', ACME],
+      ['t1', '?user_id=u1', GLOBEX],
+      ['t1', '?user_id=u2', ACME],
+      ['t1', '', ACME],
+      ['t1', '?user_id=u1&user_id=u2', ACME],
+      ['t%01', '?user_id=u1', ACME],
+      ['t1', '?user_id=u1', 'not-a-key-0123456789'],
+      ['t1', '?user_id=u1', ACME_WRITE_ONLY],
+      ['t1', '?user_id=u1', 'admin-key-0123456789abcdef'],
+    ];
+    const SAME_ANYWAY = new Set(['date', 'x-request-id', 'content-length', 'connection']);
+    const get = (path: string, key: string) =>
+      httpRequestJson(`${reader.url}${path}`, { headers: { authorization: `Bearer ${key}` } });
+    const routeCount = async () => {
+      const text = (await httpRequestJson(`${reader.url}/metrics`)).text;
+      return text
+        .split('\n')
+        .filter(
+          (l) =>
+            l.startsWith('memfleet_http_request_duration_seconds_count{') &&
+            l.includes('route="/v1/threads/:thread_id/context"'),
+        )
+        .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+    };
+    const before = await routeCount();
+    for (const [thread, query, key] of cases) {
+      const direct = await get(`/v1/threads/${thread}/context${query}`, key);
+      const viaExpress = await get(`/v1/threads/${thread}/context/${query}`, key);
+      const what = `${thread}${query} as ${key}`;
+      expect(direct.status, what).to.equal(viaExpress.status);
+      if (direct.status === 200) {
+        expect(direct.json, what).to.include({ used: true });
+        expect(viaExpress.json, what).to.include({ used: true });
+      } else {
+        expect(direct.text, what).to.equal(viaExpress.text);
+      }
+      const headersOf = (h: Record<string, string | string[] | undefined>) =>
+        Object.entries(h).filter(([k]) => !SAME_ANYWAY.has(k));
+      expect(headersOf(direct.headers), what).to.deep.equal(headersOf(viaExpress.headers));
+      expect(direct.headers['x-request-id'], what).to.be.a('string');
+    }
+    expect((await routeCount()) - before).to.equal(2 * cases.length);
+  });
 });
