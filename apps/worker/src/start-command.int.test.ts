@@ -4,6 +4,7 @@ import { connect } from 'node:net';
 import { expect } from 'chai';
 import { createTestDatabase, testRedisUrl, uniquePrefix } from '@memfleet/testing/fixtures';
 import { freePort } from '@memfleet/testing/free-port';
+import { guardChildProcess } from '@memfleet/testing/orphan-guard';
 import { repoRoot } from '@memfleet/testing/repo-root';
 import { waitFor } from '@memfleet/testing/wait-for';
 
@@ -55,6 +56,8 @@ describe('npm start (the start command)', function () {
     const npm: ChildProcess = spawn('npm', ['start'], { cwd: repoRoot, env, stdio: 'pipe' });
     npm.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
     npm.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    // Should this test process die first, npm gets SIGTERM too, which stops what it started.
+    guardChildProcess(npm, { exitSignal: 'SIGTERM' });
     const exited = new Promise<number | null>((resolve) => npm.once('exit', resolve));
     const started: number[] = [];
     try {
