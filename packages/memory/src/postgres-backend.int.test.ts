@@ -95,6 +95,82 @@ describe('postgres backend specifics', () => {
     }
   });
 
+  it('shares one insert among concurrent batches, and a refused batch fails only its caller', async () => {
+    const s = await subject();
+    const inserts: number[] = [];
+    const counting = {
+      query: (config: string | { text: string; values?: unknown[] }, values?: unknown[]) => {
+        const text = typeof config === 'string' ? config : config.text;
+        if (text.trim().startsWith('INSERT INTO memory_messages')) {
+          const column = (typeof config === 'string' ? values : config.values)?.[0];
+          inserts.push(Array.isArray(column) ? column.length : 0);
+        }
+        return typeof config === 'string' ? s.pool.query(config, values) : s.pool.query(config);
+      },
+    } as unknown as pg.Pool;
+    const backend = createPostgresBackend(counting);
+    const m = (id: string, content = `text ${id}`) => ({
+      clientMessageId: id,
+      role: 'user' as const,
+      content,
+      createdAt: new Date().toISOString(),
+      metadata: { n: id },
+    });
+    const refs = Array.from({ length: 12 }, (_, t) => ({
+      tenant: t % 2 === 0 ? 'acme' : 'globex',
+      userId: `u${String(t)}`,
+      threadId: `t${String(t)}`,
+    }));
+    try {
+      for (const ref of refs) {
+        await backend.ensureUser(ref);
+        await backend.ensureThread(ref);
+      }
+      const batches = refs.map((ref, t) =>
+        Array.from({ length: 5 }, (_, i) => m(`${ref.threadId}-${String(4 - i)}-${String(t)}`)),
+      );
+      await Promise.all(refs.map((ref, t) => backend.addMessages(ref, batches[t] ?? [])));
+      expect(inserts).to.deep.equal([60]);
+      // Each thread's batch keeps its order (ids descend in the batch, so id order is not name
+      // order), and lands in its own thread and tenant.
+      for (const [t, ref] of refs.entries()) {
+        const recent = await backend.recentMessages(ref, 10);
+        expect(recent.map((r) => r.clientMessageId)).to.deep.equal(
+          (batches[t] ?? []).map((x) => x.clientMessageId),
+        );
+      }
+
+      // A batch Postgres refuses (a NUL character) fails its own call; an erased thread fails
+      // its own call as transient; the others land.
+      inserts.length = 0;
+      await createPostgresBackend(s.pool).eraseUser(refs[3] ?? refs[0]!);
+      const results = await Promise.allSettled([
+        backend.addMessages(refs[0]!, [m('ok-a')]),
+        backend.addMessages(refs[1]!, [m('bad', 'nul \u0000')]),
+        backend.addMessages(refs[2]!, [m('ok-b'), m('ok-c')]),
+        backend.addMessages(refs[3]!, [m('erased')]),
+      ]);
+      expect(inserts[0]).to.equal(5);
+      expect(results.map((r) => r.status)).to.deep.equal([
+        'fulfilled',
+        'rejected',
+        'fulfilled',
+        'rejected',
+      ]);
+      const reasons = results.map((r): unknown => (r.status === 'rejected' ? r.reason : undefined));
+      expect(reasons[1]).to.be.instanceOf(BackendError).and.include({ kind: 'permanent' });
+      expect(reasons[3]).to.be.instanceOf(BackendError).and.include({ kind: 'transient' });
+      const rows = await s.pool.query<{ client_message_id: string }>(
+        `SELECT client_message_id FROM memory_messages
+         WHERE client_message_id IN ('ok-a', 'bad', 'ok-b', 'ok-c', 'erased')
+         ORDER BY id`,
+      );
+      expect(rows.rows.map((r) => r.client_message_id)).to.deep.equal(['ok-a', 'ok-b', 'ok-c']);
+    } finally {
+      await s.dispose();
+    }
+  });
+
   it('stores a resent message once (idempotent per tenant and client message id)', async () => {
     const s = await subject();
     try {

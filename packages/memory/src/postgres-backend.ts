@@ -1,4 +1,6 @@
+import DataLoader from 'dataloader';
 import type { Pool } from 'pg';
+import { groupCommit } from '@memfleet/db/group-commit';
 import { toError } from '@memfleet/errors/to-error';
 import { BackendError } from './backend-error.ts';
 import { BoundedSet } from './bounded-set.ts';
@@ -107,28 +109,61 @@ export function createPostgresBackend(
     });
   }
 
-  function insertMessages(thread: ThreadRef, messages: readonly MemoryMessage[]): Promise<unknown> {
+  /** One `addMessages` call: a thread and its batch, in order. */
+  interface InsertCall {
+    thread: ThreadRef;
+    messages: readonly MemoryMessage[];
+  }
+
+  function insertRows(calls: readonly InsertCall[]): Promise<unknown> {
+    const rows = calls.flatMap((c) => c.messages.map((m) => ({ thread: c.thread, m })));
     return pool.query({
       name: 'memfleet-memory-insert',
       text: `INSERT INTO memory_messages
          (tenant, thread_id, client_message_id, role, name, content, metadata, created_at)
-       SELECT $1, $2, m.cmid, m.role, m.name, m.content, m.metadata, m.created_at
-       FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::timestamptz[])
-            WITH ORDINALITY AS m(cmid, role, name, content, metadata, created_at, n)
+       SELECT m.tenant, m.thread, m.cmid, m.role, m.name, m.content, m.metadata, m.created_at
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                   $7::jsonb[], $8::timestamptz[])
+            WITH ORDINALITY AS m(tenant, thread, cmid, role, name, content, metadata, created_at, n)
        ORDER BY m.n
        ON CONFLICT (tenant, client_message_id) DO NOTHING`,
       values: [
-        thread.tenant,
-        thread.threadId,
-        messages.map((m) => m.clientMessageId),
-        messages.map((m) => m.role),
-        messages.map((m) => m.name ?? null),
-        messages.map((m) => m.content),
-        messages.map((m) => JSON.stringify(m.metadata)),
-        messages.map((m) => m.createdAt),
+        rows.map((r) => r.thread.tenant),
+        rows.map((r) => r.thread.threadId),
+        rows.map((r) => r.m.clientMessageId),
+        rows.map((r) => r.m.role),
+        rows.map((r) => r.m.name ?? null),
+        rows.map((r) => r.m.content),
+        rows.map((r) => JSON.stringify(r.m.metadata)),
+        rows.map((r) => r.m.createdAt),
       ],
     });
   }
+
+  // The batches of concurrent drains share one statement (group commit, as the ledger's writes):
+  // one statement at a time at Postgres instead of one per drain, so the inserts neither pay a
+  // round trip each nor contend for the same index pages and thread rows. A shared statement
+  // that fails is sent again one batch at a time, so a batch Postgres refuses fails its own drain
+  // only. ORDER BY ordinality makes ids (the store's order) follow each batch's order.
+  const insertGroup = groupCommit(1);
+  const inserts = new DataLoader<InsertCall, true>(
+    (calls) =>
+      insertGroup.run(async () => {
+        const results: (true | Error)[] = calls.map(() => true);
+        try {
+          await insertRows(calls);
+        } catch (err: unknown) {
+          if (calls.length === 1) return [toError(err)];
+          for (const [i, call] of calls.entries()) {
+            await insertRows([call]).catch((own: unknown) => {
+              results[i] = toError(own);
+            });
+          }
+        }
+        return results;
+      }),
+    { cache: false, maxBatchSize: 50, batchScheduleFn: insertGroup.schedule },
+  );
 
   return {
     name: 'postgres',
@@ -169,8 +204,7 @@ export function createPostgresBackend(
     addMessages: (thread, messages: readonly MemoryMessage[], callOptions) =>
       run(callOptions, async () => {
         if (messages.length === 0) return;
-        // ORDER BY ordinality makes ids (the store's order) follow the batch order.
-        await insertMessages(thread, messages).catch((err: unknown) => {
+        await inserts.load({ thread, messages }).catch((err: unknown) => {
           if ((err as { code?: unknown }).code !== FOREIGN_KEY_VIOLATION) throw err;
           // The thread (or its user) was erased behind the cache: create it again on the retry.
           ensuredUsers.delete(userKey(thread));
