@@ -3,11 +3,17 @@
 // client_message_id) against a bare Express JSON echo, both real Node processes started the same
 // way, under the same autocannon load (50 connections) in the same run: the API as one process (the
 // default, and the echo's process model: the targets are checked on this run) and as a cluster of
-// two (API_PROCESSES=2, one per core). No workers run, so the numbers are the API's alone; the
-// per-tenant rate limit is off.
+// two (API_PROCESSES=2, one per core), all three up at once and taking turns under the load. No
+// workers run, so the numbers are the API's alone; the per-tenant rate limit is off.
 import { Fleet, KEY } from '@memfleet/worker/fleet-harness';
 import { waitFor } from '@memfleet/testing/wait-for';
-import { closedLoop, startServer, type Measure, type ScenarioResult } from './suite-lib.ts';
+import {
+  closedLoop,
+  combineTurns,
+  startServer,
+  type Measure,
+  type ScenarioResult,
+} from './suite-lib.ts';
 
 const CONNECTIONS = 50;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -29,57 +35,76 @@ const body = (n: number): string =>
 const path = (n: number): string => `/v1/threads/t-${String(n % THREADS)}/messages`;
 const headers = { authorization: `Bearer ${KEY}` };
 
-/** One API fleet (no workers) with `processes` API processes, measured after a warm-up. */
-async function apiRun(processes: number): Promise<Measure> {
+/** Turns each variant takes, SECONDS / TURNS each. */
+const TURNS = 2;
+/** Client message ids of turn `t` start at `t * TURN_IDS`, so every measured request is new. */
+const TURN_IDS = 1_000_000;
+
+/** One API fleet (no workers) with `processes` API processes, listening. */
+async function startApi(processes: number): Promise<{ fleet: Fleet; name: string }> {
   const fleet = new Fleet();
-  try {
-    await fleet.start(
-      {
-        RATE_LIMIT_ENQUEUE_PER_S: '0',
-        RATE_LIMIT_READ_PER_S: '0',
-        API_PROCESSES: String(processes),
-      },
-      0,
-    );
-    await waitFor(`${String(processes)} API processes listening`, () =>
-      Promise.resolve(
-        fleet.api.lines().filter((l) => l.includes('"message":"api listening"')).length >=
-          processes,
-      ),
-    );
-    const load = { method: 'POST' as const, body, path, connections: CONNECTIONS, headers };
-    // Warm-up ids are distinct from the measured ones, so the measured requests are all new.
-    await closedLoop('warm-up', {
-      ...load,
-      body: (n) => body(n + 10_000_000),
-      url: fleet.apiUrl,
-      seconds: 2,
-    });
-    return await closedLoop(
-      `API enqueue, ${processes === 1 ? '1 process' : `API_PROCESSES=${String(processes)}`}`,
-      { ...load, url: fleet.apiUrl, seconds: SECONDS },
-    );
-  } finally {
-    await fleet.stop();
-  }
+  await fleet.start(
+    {
+      RATE_LIMIT_ENQUEUE_PER_S: '0',
+      RATE_LIMIT_READ_PER_S: '0',
+      API_PROCESSES: String(processes),
+    },
+    0,
+  );
+  await waitFor(`${String(processes)} API processes listening`, () =>
+    Promise.resolve(
+      fleet.api.lines().filter((l) => l.includes('"message":"api listening"')).length >= processes,
+    ),
+  );
+  const name = `API enqueue, ${processes === 1 ? '1 process' : `API_PROCESSES=${String(processes)}`}`;
+  return { fleet, name };
 }
 
 export async function benchEnqueue(): Promise<ScenarioResult> {
+  const fleets: Fleet[] = [];
   const echo = await startServer('bench/echo-server.ts', 'echo', /"message":"echo listening"/, {});
-  let echoRun: Measure;
+  let measured: Measure[];
   try {
+    const variants: { name: string; url: string }[] = [];
+    for (const processes of [1, 2]) {
+      const { fleet, name } = await startApi(processes);
+      fleets.push(fleet);
+      variants.push({ name, url: fleet.apiUrl });
+    }
+    variants.push({ name: 'bare Express JSON echo', url: echo.url });
     const load = { method: 'POST' as const, body, path, connections: CONNECTIONS, headers };
-    await closedLoop('warm-up', { ...load, url: echo.url, seconds: 2 });
-    echoRun = await closedLoop('bare Express JSON echo', {
-      ...load,
-      url: echo.url,
-      seconds: SECONDS,
-    });
+    // Warm-up ids are distinct from the measured ones, so the measured requests are all new.
+    for (const v of variants) {
+      await closedLoop('warm-up', {
+        ...load,
+        body: (n) => body(n + 100 * TURN_IDS),
+        url: v.url,
+        seconds: 2,
+      });
+    }
+    // The variants take turns, TURNS times, so a change in the machine's load during the run
+    // falls on all of them alike.
+    const turns = new Map<string, Measure[]>(variants.map((v) => [v.name, []]));
+    for (let turn = 0; turn < TURNS; turn++) {
+      for (const v of variants) {
+        const run = await closedLoop(v.name, {
+          ...load,
+          body: (n) => body(n + turn * TURN_IDS),
+          url: v.url,
+          seconds: SECONDS / TURNS,
+        });
+        turns.get(v.name)?.push(run);
+      }
+    }
+    measured = variants.map((v) => combineTurns(v.name, turns.get(v.name) ?? []));
   } finally {
     await echo.proc.stop(15_000);
+    for (const fleet of fleets) await fleet.stop();
   }
-  const single = await apiRun(1);
-  const clustered = await apiRun(2);
+  const [single, clustered, echoRun] = measured;
+  if (single === undefined || clustered === undefined || echoRun === undefined) {
+    throw new Error('a variant was not measured');
+  }
   const ratio = single.throughput / echoRun.throughput;
   const p99 = single.latency_ms?.p99 ?? Infinity;
   return {
@@ -98,7 +123,7 @@ export async function benchEnqueue(): Promise<ScenarioResult> {
       },
     ],
     notes: [
-      `${String(CONNECTIONS)} connections, ${String(SECONDS)} s each after a 2 s warm-up; the echo (one process) and the API are separate Node processes (tsx) on the same machine as the load, one after the other`,
+      `${String(CONNECTIONS)} connections, ${String(SECONDS)} s each after a 2 s warm-up, in ${String(TURNS)} turns taken in order (API as 1 process, as 2, then the echo), so a change in the machine's load falls on all alike; latencies are the worse turn's; the echo (one process) and the API are separate Node processes (tsx) on the same machine as the load`,
     ],
   };
 }

@@ -12,9 +12,9 @@ import { Fleet, KEY } from '@memfleet/worker/fleet-harness';
 import { ZEP_KEY } from '@memfleet/worker/zep-fleet-env';
 import {
   closedLoop,
+  combineTurns,
   openLoop,
   percentiles,
-  round,
   startServer,
   type Measure,
   type ScenarioResult,
@@ -32,22 +32,6 @@ const TURNS = 2;
 const headers = { authorization: `Bearer ${KEY}` };
 const contextPath = (n: number): string =>
   `/v1/threads/t-${String(n % THREADS)}/context?user_id=u-${String(n % THREADS)}`;
-
-/** The turns of one variant as one measure: all its requests over all its time. */
-function combine(name: string, runs: Measure[]): Measure {
-  const requests = runs.reduce((n, r) => n + Number(r.extra?.requests ?? 0), 0);
-  const seconds = runs.reduce((n, r) => n + Number(r.extra?.seconds ?? 0), 0);
-  const worst = (p: 'p50' | 'p95' | 'p99' | 'max'): number =>
-    Math.max(...runs.map((r) => r.latency_ms?.[p] ?? 0));
-  return {
-    name,
-    throughput: round(requests / Math.max(1, seconds)),
-    unit: 'req/s',
-    latency_ms: { p50: worst('p50'), p95: worst('p95'), p99: worst('p99'), max: worst('max') },
-    errors: runs.reduce((n, r) => n + (r.errors ?? 0), 0),
-    extra: { requests, seconds, turns: runs.map((r) => r.throughput) },
-  };
-}
 
 async function get(url: string): Promise<{ source?: string; reason?: string }> {
   const res = await httpRequestJson(url, { headers });
@@ -189,7 +173,7 @@ export async function benchRead(): Promise<ScenarioResult> {
         turns.get(v.name)?.push(run);
       }
     }
-    const measured = variants.map((v) => combine(v.name, turns.get(v.name) ?? []));
+    const measured = variants.map((v) => combineTurns(v.name, turns.get(v.name) ?? []));
     const echoRun = measured.at(-1);
     if (echoRun === undefined) throw new Error('no baseline measured');
     const cacheRuns = measured.slice(0, -1);

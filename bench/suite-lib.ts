@@ -39,6 +39,25 @@ export interface ScenarioResult {
 
 export const round = (n: number, digits = 1): number => Math.round(n * 10 ** digits) / 10 ** digits;
 
+/**
+ * The turns a variant took (see `bench-read.ts`, `bench-enqueue.ts`) as one measure: all its
+ * requests over all its time; its latencies are those of its worse turn.
+ */
+export function combineTurns(name: string, runs: Measure[]): Measure {
+  const requests = runs.reduce((n, r) => n + Number(r.extra?.requests ?? 0), 0);
+  const seconds = runs.reduce((n, r) => n + Number(r.extra?.seconds ?? 0), 0);
+  const worst = (p: 'p50' | 'p95' | 'p99' | 'max'): number =>
+    Math.max(...runs.map((r) => r.latency_ms?.[p] ?? 0));
+  return {
+    name,
+    throughput: round(requests / Math.max(1, seconds)),
+    unit: 'req/s',
+    latency_ms: { p50: worst('p50'), p95: worst('p95'), p99: worst('p99'), max: worst('max') },
+    errors: runs.reduce((n, r) => n + (r.errors ?? 0), 0),
+    extra: { requests, seconds, turns: runs.map((r) => r.throughput) },
+  };
+}
+
 export function percentiles(values: number[]): {
   p50: number;
   p95: number;
