@@ -30,3 +30,32 @@ export function groupCommit(maxInFlight: number): {
     },
   };
 }
+
+/**
+ * Characters of data one shared statement carries at most (about 4 MiB): the calls of a group
+ * beyond it go in the next statement, so that a group of large batches never makes one huge
+ * statement (memory on both sides, the statement timeout).
+ */
+export const MAX_STATEMENT_CHARS = 4 * 1024 * 1024;
+
+/**
+ * Splits `items`, in order, into runs whose `weight` adds up to at most `max`; an item heavier
+ * than `max` makes a run of its own.
+ */
+export function chunksOf<T>(items: readonly T[], weight: (item: T) => number, max: number): T[][] {
+  const chunks: T[][] = [];
+  let current: T[] = [];
+  let total = 0;
+  for (const item of items) {
+    const w = weight(item);
+    if (current.length > 0 && total + w > max) {
+      chunks.push(current);
+      current = [];
+      total = 0;
+    }
+    current.push(item);
+    total += w;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
+}

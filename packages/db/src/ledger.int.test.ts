@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import pg from 'pg';
 import { createTestDatabase, type TestDatabase } from '@memfleet/testing/fixtures';
 import { tuplesRead } from '@memfleet/testing/tuples-read';
+import { MAX_STATEMENT_CHARS } from './group-commit.ts';
 import { createLedger, type Ledger, type LedgerEntry } from './ledger.ts';
 import { migrate } from './migrate.ts';
 
@@ -93,6 +94,27 @@ describe('ledger (real Postgres)', () => {
     expect(await row('ok-1')).to.include({ status: 'written' });
     expect(await row('ok-2')).to.include({ status: 'written' });
     expect(await row('bad')).to.equal(undefined);
+  });
+
+  it('sends a group of calls larger than MAX_STATEMENT_CHARS in several statements', async () => {
+    const rows: number[] = [];
+    const counting = {
+      query: (config: { text: string; values?: unknown[] }) => {
+        const column = config.values?.find((v) => Array.isArray(v)) as unknown[] | undefined;
+        if (config.text.trim().startsWith('INSERT')) rows.push(column?.length ?? 0);
+        return pool.query(config);
+      },
+    } as unknown as pg.Pool;
+    const shared = createLedger(counting);
+    const big = bodyOf('x'.repeat(Math.floor(MAX_STATEMENT_CHARS * 0.4)));
+    await Promise.all(
+      [0, 1, 2].map((i) =>
+        shared.recordWritten([entry(`big-${String(i)}`, i + 1, { body: big })], 'zep'),
+      ),
+    );
+    expect(rows).to.deep.equal([2, 1]);
+    for (const i of [0, 1, 2])
+      expect(await row(`big-${String(i)}`)).to.include({ status: 'written' });
   });
 
   it('sends calls that arrive while its statement runs together in the next one (group commit)', async () => {

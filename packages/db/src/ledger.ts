@@ -1,6 +1,6 @@
 import DataLoader from 'dataloader';
 import type { Pool } from 'pg';
-import { groupCommit } from './group-commit.ts';
+import { chunksOf, groupCommit, MAX_STATEMENT_CHARS } from './group-commit.ts';
 
 /** A message reaching a final state, as recorded in the ledger. */
 export interface LedgerEntry {
@@ -277,31 +277,36 @@ export function createLedger(pool: Pool): Ledger {
     entries: readonly LedgerEntry[];
     backend: string;
   }
+  /** Roughly the characters a call adds to the statement (its bodies, and its other columns). */
+  const callChars = (call: WriteCall): number =>
+    call.entries.reduce((n, e) => n + (e.body?.length ?? 0) + 200, 0);
   const writeGroup = groupCommit(1);
   const writes = new DataLoader<WriteCall, true>(
     (calls) =>
       writeGroup.run(async () => {
         const results: (true | Error)[] = calls.map(() => true);
-        for (const [backend, list] of byBackend(calls)) {
-          try {
-            await upsert(
-              list.flatMap((c) => c.entries),
-              'written',
-              backend,
-              null,
-            );
-          } catch (err: unknown) {
-            const shared = err instanceof Error ? err : new Error(String(err));
-            if (list.length === 1) {
-              results[calls.indexOf(list[0] as WriteCall)] = shared;
-              continue;
-            }
-            for (const call of list) {
-              const i = calls.indexOf(call);
-              try {
-                await upsert(call.entries, 'written', backend, null);
-              } catch (own: unknown) {
-                results[i] = own instanceof Error ? own : new Error(String(own));
+        for (const [backend, all] of byBackend(calls)) {
+          for (const list of chunksOf(all, callChars, MAX_STATEMENT_CHARS)) {
+            try {
+              await upsert(
+                list.flatMap((c) => c.entries),
+                'written',
+                backend,
+                null,
+              );
+            } catch (err: unknown) {
+              const shared = err instanceof Error ? err : new Error(String(err));
+              if (list.length === 1) {
+                results[calls.indexOf(list[0] as WriteCall)] = shared;
+                continue;
+              }
+              for (const call of list) {
+                const i = calls.indexOf(call);
+                try {
+                  await upsert(call.entries, 'written', backend, null);
+                } catch (own: unknown) {
+                  results[i] = own instanceof Error ? own : new Error(String(own));
+                }
               }
             }
           }

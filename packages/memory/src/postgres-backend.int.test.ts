@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import pg from 'pg';
+import { MAX_STATEMENT_CHARS } from '@memfleet/db/group-commit';
 import { migrate } from '@memfleet/db/migrate';
 import { createTestDatabase } from '@memfleet/testing/fixtures';
 import { tuplesRead } from '@memfleet/testing/tuples-read';
@@ -166,6 +167,54 @@ describe('postgres backend specifics', () => {
          ORDER BY id`,
       );
       expect(rows.rows.map((r) => r.client_message_id)).to.deep.equal(['ok-a', 'ok-b', 'ok-c']);
+    } finally {
+      await s.dispose();
+    }
+  });
+
+  it('sends a group of batches larger than MAX_STATEMENT_CHARS in several statements', async () => {
+    const s = await subject();
+    const inserts: number[] = [];
+    const counting = {
+      query: (config: string | { text: string; values?: unknown[] }, values?: unknown[]) => {
+        const text = typeof config === 'string' ? config : config.text;
+        if (text.trim().startsWith('INSERT INTO memory_messages')) {
+          const column = (typeof config === 'string' ? values : config.values)?.[0];
+          inserts.push(Array.isArray(column) ? column.length : 0);
+        }
+        return typeof config === 'string' ? s.pool.query(config, values) : s.pool.query(config);
+      },
+    } as unknown as pg.Pool;
+    const backend = createPostgresBackend(counting);
+    const big = 'x'.repeat(Math.floor(MAX_STATEMENT_CHARS * 0.4));
+    const refs = [0, 1, 2].map((t) => ({
+      tenant: 'acme',
+      userId: `u${String(t)}`,
+      threadId: `t${String(t)}`,
+    }));
+    try {
+      for (const ref of refs) {
+        await backend.ensureUser(ref);
+        await backend.ensureThread(ref);
+      }
+      await Promise.all(
+        refs.map((ref) =>
+          backend.addMessages(ref, [
+            {
+              clientMessageId: `big-${ref.threadId}`,
+              role: 'user',
+              content: big,
+              createdAt: new Date().toISOString(),
+              metadata: {},
+            },
+          ]),
+        ),
+      );
+      expect(inserts).to.deep.equal([2, 1]);
+      const rows = await s.pool.query<{ n: string }>(
+        "SELECT count(*) AS n FROM memory_messages WHERE client_message_id LIKE 'big-%'",
+      );
+      expect(rows.rows[0]?.n).to.equal('3');
     } finally {
       await s.dispose();
     }

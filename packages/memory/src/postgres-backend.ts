@@ -1,6 +1,6 @@
 import DataLoader from 'dataloader';
 import type { Pool } from 'pg';
-import { groupCommit } from '@memfleet/db/group-commit';
+import { chunksOf, groupCommit, MAX_STATEMENT_CHARS } from '@memfleet/db/group-commit';
 import { toError } from '@memfleet/errors/to-error';
 import { BackendError } from './backend-error.ts';
 import { BoundedSet } from './bounded-set.ts';
@@ -115,6 +115,14 @@ export function createPostgresBackend(
     messages: readonly MemoryMessage[];
   }
 
+  /** Roughly the characters a call adds to the statement. */
+  const callChars = (call: InsertCall): number =>
+    call.messages.reduce(
+      (n, m) =>
+        n + m.content.length + (m.name?.length ?? 0) + JSON.stringify(m.metadata).length + 100,
+      0,
+    );
+
   function insertRows(calls: readonly InsertCall[]): Promise<unknown> {
     const rows = calls.flatMap((c) => c.messages.map((m) => ({ thread: c.thread, m })));
     return pool.query({
@@ -142,25 +150,31 @@ export function createPostgresBackend(
 
   // The batches of concurrent drains share one statement (group commit, as the ledger's writes):
   // one statement at a time at Postgres instead of one per drain, so the inserts neither pay a
-  // round trip each nor contend for the same index pages and thread rows. A shared statement
-  // that fails is sent again one batch at a time, so a batch Postgres refuses fails its own drain
-  // only. ORDER BY ordinality makes ids (the store's order) follow each batch's order.
+  // round trip each nor contend for the same index pages and thread rows. A group larger than
+  // MAX_STATEMENT_CHARS goes in several statements. A shared statement that fails is sent again
+  // one batch at a time, so a batch Postgres refuses fails its own drain only. ORDER BY
+  // ordinality makes ids (the store's order) follow each batch's order.
   const insertGroup = groupCommit(1);
   const inserts = new DataLoader<InsertCall, true>(
     (calls) =>
       insertGroup.run(async () => {
-        const results: (true | Error)[] = calls.map(() => true);
-        try {
-          await insertRows(calls);
-        } catch (err: unknown) {
-          if (calls.length === 1) return [toError(err)];
-          for (const [i, call] of calls.entries()) {
-            await insertRows([call]).catch((own: unknown) => {
-              results[i] = toError(own);
-            });
+        const results = new Map<InsertCall, true | Error>();
+        for (const chunk of chunksOf(calls, callChars, MAX_STATEMENT_CHARS)) {
+          try {
+            await insertRows(chunk);
+          } catch (err: unknown) {
+            if (chunk.length === 1) {
+              results.set(chunk[0] as InsertCall, toError(err));
+              continue;
+            }
+            for (const call of chunk) {
+              await insertRows([call]).catch((own: unknown) => {
+                results.set(call, toError(own));
+              });
+            }
           }
         }
-        return results;
+        return calls.map((call) => results.get(call) ?? true);
       }),
     { cache: false, maxBatchSize: 50, batchScheduleFn: insertGroup.schedule },
   );
