@@ -22,6 +22,25 @@ async function subject(maxBatchSize?: number) {
   };
 }
 
+/**
+ * A pool over `pool` that notes the rows of each message insert (the length of its first array
+ * parameter), in the order the statements were sent.
+ */
+function countingInserts(pool: pg.Pool): { inserts: number[]; pool: pg.Pool } {
+  const inserts: number[] = [];
+  const counting = {
+    query: (config: string | { text: string; values?: unknown[] }, values?: unknown[]) => {
+      const text = typeof config === 'string' ? config : config.text;
+      if (text.trim().startsWith('INSERT INTO memory_messages')) {
+        const column = (typeof config === 'string' ? values : config.values)?.[0];
+        inserts.push(Array.isArray(column) ? column.length : 0);
+      }
+      return typeof config === 'string' ? pool.query(config, values) : pool.query(config);
+    },
+  } as unknown as pg.Pool;
+  return { inserts, pool: counting };
+}
+
 describeBackendContract('postgres', () => subject());
 
 describe('postgres backend specifics', () => {
@@ -98,17 +117,7 @@ describe('postgres backend specifics', () => {
 
   it('shares one insert among concurrent batches, and a refused batch fails only its caller', async () => {
     const s = await subject();
-    const inserts: number[] = [];
-    const counting = {
-      query: (config: string | { text: string; values?: unknown[] }, values?: unknown[]) => {
-        const text = typeof config === 'string' ? config : config.text;
-        if (text.trim().startsWith('INSERT INTO memory_messages')) {
-          const column = (typeof config === 'string' ? values : config.values)?.[0];
-          inserts.push(Array.isArray(column) ? column.length : 0);
-        }
-        return typeof config === 'string' ? s.pool.query(config, values) : s.pool.query(config);
-      },
-    } as unknown as pg.Pool;
+    const { inserts, pool: counting } = countingInserts(s.pool);
     const backend = createPostgresBackend(counting);
     const m = (id: string, content = `text ${id}`) => ({
       clientMessageId: id,
@@ -174,17 +183,7 @@ describe('postgres backend specifics', () => {
 
   it('sends a group of batches larger than MAX_STATEMENT_CHARS in several statements', async () => {
     const s = await subject();
-    const inserts: number[] = [];
-    const counting = {
-      query: (config: string | { text: string; values?: unknown[] }, values?: unknown[]) => {
-        const text = typeof config === 'string' ? config : config.text;
-        if (text.trim().startsWith('INSERT INTO memory_messages')) {
-          const column = (typeof config === 'string' ? values : config.values)?.[0];
-          inserts.push(Array.isArray(column) ? column.length : 0);
-        }
-        return typeof config === 'string' ? s.pool.query(config, values) : s.pool.query(config);
-      },
-    } as unknown as pg.Pool;
+    const { inserts, pool: counting } = countingInserts(s.pool);
     const backend = createPostgresBackend(counting);
     const big = 'x'.repeat(Math.floor(MAX_STATEMENT_CHARS * 0.4));
     const refs = [0, 1, 2].map((t) => ({
