@@ -109,22 +109,25 @@ export function createPostgresBackend(
     });
   }
 
-  /** One `addMessages` call: a thread and its batch, in order. */
+  /** One `addMessages` call: a thread and its batch, in order, each metadata as JSON text. */
   interface InsertCall {
     thread: ThreadRef;
     messages: readonly MemoryMessage[];
+    metadata: readonly string[];
   }
 
   /** Roughly the characters a call adds to the statement. */
   const callChars = (call: InsertCall): number =>
     call.messages.reduce(
-      (n, m) =>
-        n + m.content.length + (m.name?.length ?? 0) + JSON.stringify(m.metadata).length + 100,
+      (n, m, i) =>
+        n + m.content.length + (m.name?.length ?? 0) + (call.metadata[i]?.length ?? 0) + 100,
       0,
     );
 
   function insertRows(calls: readonly InsertCall[]): Promise<unknown> {
-    const rows = calls.flatMap((c) => c.messages.map((m) => ({ thread: c.thread, m })));
+    const rows = calls.flatMap((c) =>
+      c.messages.map((m, i) => ({ thread: c.thread, m, metadata: c.metadata[i] ?? '{}' })),
+    );
     return pool.query({
       name: 'memfleet-memory-insert',
       text: `INSERT INTO memory_messages
@@ -142,7 +145,7 @@ export function createPostgresBackend(
         rows.map((r) => r.m.role),
         rows.map((r) => r.m.name ?? null),
         rows.map((r) => r.m.content),
-        rows.map((r) => JSON.stringify(r.m.metadata)),
+        rows.map((r) => r.metadata),
         rows.map((r) => r.m.createdAt),
       ],
     });
@@ -218,7 +221,8 @@ export function createPostgresBackend(
     addMessages: (thread, messages: readonly MemoryMessage[], callOptions) =>
       run(callOptions, async () => {
         if (messages.length === 0) return;
-        await inserts.load({ thread, messages }).catch((err: unknown) => {
+        const metadata = messages.map((m) => JSON.stringify(m.metadata));
+        await inserts.load({ thread, messages, metadata }).catch((err: unknown) => {
           if ((err as { code?: unknown }).code !== FOREIGN_KEY_VIOLATION) throw err;
           // The thread (or its user) was erased behind the cache: create it again on the retry.
           ensuredUsers.delete(userKey(thread));
