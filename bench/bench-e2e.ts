@@ -4,7 +4,7 @@
 // whose processor does nothing, at high concurrency, jobs added in bulk, run before and after the
 // fleet's runs (the baseline is the mean of the two). Requests carry BENCH_E2E_PER_REQUEST
 // messages (default 10: a client syncing a conversation's recent turns); one message per request
-// and 100 (the contract's maximum, an import) are measured too. Then the enqueue-to-written
+// (postgres) and 100 (the contract's maximum, an import; both backends) are measured too. Then the enqueue-to-written
 // latency (the ledger's accepted_at to written_at) at a steady 500 messages/s with the Zep
 // emulator taking 50 ms over every call, on threads that already exist, after a few seconds of the
 // same load: as chat turns (a request carries the user's message and the assistant's reply, 250
@@ -295,6 +295,11 @@ export async function benchE2e(): Promise<ScenarioResult> {
       {},
       IMPORT_PER_REQUEST,
     );
+    const importedZep = await throughputRun(
+      `fleet, Zep emulator at 0 ms, ${String(IMPORT_PER_REQUEST)} msg/request`,
+      zep,
+      IMPORT_PER_REQUEST,
+    );
     // Raw BullMQ again after the fleet's runs: the baseline is the mean of the two, so a change in
     // the machine's load during the fleet's runs falls on the baseline too.
     const bullmqAfter = await bullmqRun();
@@ -321,7 +326,7 @@ export async function benchE2e(): Promise<ScenarioResult> {
     };
     return {
       scenario: 'e2e',
-      measures: [pgRun, zepRun, single, imported, bullmq, turns, latency],
+      measures: [pgRun, zepRun, single, imported, importedZep, bullmq, turns, latency],
       checks: [
         {
           target: 'fleet msg/s (postgres) >= 1.0x raw BullMQ no-op jobs/s',
@@ -337,6 +342,11 @@ export async function benchE2e(): Promise<ScenarioResult> {
           target: `fleet msg/s (postgres, ${String(IMPORT_PER_REQUEST)} msg/request) >= 1.0x raw BullMQ no-op jobs/s`,
           measured: `${(imported.throughput / bullmq.throughput).toFixed(2)}x`,
           pass: imported.throughput >= bullmq.throughput,
+        },
+        {
+          target: `fleet msg/s (Zep emulator, 0 ms, ${String(IMPORT_PER_REQUEST)} msg/request) >= 1.0x raw BullMQ no-op jobs/s`,
+          measured: `${(importedZep.throughput / bullmq.throughput).toFixed(2)}x`,
+          pass: importedZep.throughput >= bullmq.throughput,
         },
         latencyCheck(turns, 'chat turns, 2 messages a request'),
         latencyCheck(latency, '1 message a request'),
