@@ -4,11 +4,11 @@
 // whose processor does nothing, at high concurrency, jobs added in bulk, run before and after the
 // fleet's runs (the baseline is the mean of the two). Requests carry BENCH_E2E_PER_REQUEST
 // messages (default 10: a client syncing a conversation's recent turns); one message per request
-// (postgres) and 100 (the contract's maximum, an import; both backends) are measured too. Then the enqueue-to-written
-// latency (the ledger's accepted_at to written_at) at a steady 500 messages/s with the Zep
-// emulator taking 50 ms over every call, on threads that already exist, after a few seconds of the
-// same load: as chat turns (a request carries the user's message and the assistant's reply, 250
-// requests/s), and one message per request (500 requests/s).
+// (postgres) and 100 (the contract's maximum, an import; both backends) are measured too. Then
+// the enqueue-to-written latency (the ledger's accepted_at to written_at) at a steady 500
+// messages/s with the Zep emulator taking 50 ms over every call, on threads that already exist,
+// after a few seconds of the same load: as chat turns (a request carries the user's message and
+// the assistant's reply, 250 requests/s), and one message per request (500 requests/s).
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { startAppProcess } from '@memfleet/testing/app-process';
