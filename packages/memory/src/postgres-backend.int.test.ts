@@ -6,6 +6,7 @@ import { createTestDatabase } from '@memfleet/testing/fixtures';
 import { tuplesRead } from '@memfleet/testing/tuples-read';
 import { BackendError } from './backend-error.ts';
 import { describeBackendContract } from './backend-contract.ts';
+import type { MemoryBackend, ThreadRef } from './memory-backend.ts';
 import { createPostgresBackend } from './postgres-backend.ts';
 
 async function subject(maxBatchSize?: number) {
@@ -39,6 +40,24 @@ function countingInserts(pool: pg.Pool): { inserts: number[]; pool: pg.Pool } {
     },
   } as unknown as pg.Pool;
   return { inserts, pool: counting };
+}
+
+/** Threads `t0`…`t<count - 1>` of users `u0`…, each with its user and thread ensured. */
+async function ensuredThreads(
+  backend: MemoryBackend,
+  count: number,
+  tenantOf: (t: number) => string = () => 'acme',
+): Promise<ThreadRef[]> {
+  const refs = Array.from({ length: count }, (_, t) => ({
+    tenant: tenantOf(t),
+    userId: `u${String(t)}`,
+    threadId: `t${String(t)}`,
+  }));
+  for (const ref of refs) {
+    await backend.ensureUser(ref);
+    await backend.ensureThread(ref);
+  }
+  return refs;
 }
 
 describeBackendContract('postgres', () => subject());
@@ -126,16 +145,8 @@ describe('postgres backend specifics', () => {
       createdAt: new Date().toISOString(),
       metadata: { n: id },
     });
-    const refs = Array.from({ length: 12 }, (_, t) => ({
-      tenant: t % 2 === 0 ? 'acme' : 'globex',
-      userId: `u${String(t)}`,
-      threadId: `t${String(t)}`,
-    }));
     try {
-      for (const ref of refs) {
-        await backend.ensureUser(ref);
-        await backend.ensureThread(ref);
-      }
+      const refs = await ensuredThreads(backend, 12, (t) => (t % 2 === 0 ? 'acme' : 'globex'));
       const batches = refs.map((ref, t) =>
         Array.from({ length: 5 }, (_, i) => m(`${ref.threadId}-${String(4 - i)}-${String(t)}`)),
       );
@@ -186,16 +197,8 @@ describe('postgres backend specifics', () => {
     const { inserts, pool: counting } = countingInserts(s.pool);
     const backend = createPostgresBackend(counting);
     const big = 'x'.repeat(Math.floor(MAX_STATEMENT_CHARS * 0.4));
-    const refs = [0, 1, 2].map((t) => ({
-      tenant: 'acme',
-      userId: `u${String(t)}`,
-      threadId: `t${String(t)}`,
-    }));
     try {
-      for (const ref of refs) {
-        await backend.ensureUser(ref);
-        await backend.ensureThread(ref);
-      }
+      const refs = await ensuredThreads(backend, 3);
       await Promise.all(
         refs.map((ref) =>
           backend.addMessages(ref, [
