@@ -232,34 +232,44 @@ export interface Outbox {
 // message: client message id, body. The first reply is 1 when the caller must request a drain:
 // something was added and no drain was requested within the window (the thread hash's 'drain'
 // field holds the last request's time; a drain clears it when it takes the thread's lock).
+// The new messages' sequence numbers come from one HINCRBY, and their ids and bodies go to the
+// outbox and the recent list in one RPUSH and one LPUSH, in the order they came. An id repeated
+// within the call counts once, as its first occurrence.
 const APPEND = redisScript(`
 local owner = redis.call('HGET', KEYS[1], 'user')
 if owner and owner ~= ARGV[1] then return {-1, owner} end
 if not owner then redis.call('HSET', KEYS[1], 'user', ARGV[1]) end
 local n = #KEYS - 5
 local res = {0}
-local added = 0
-local recent = tonumber(ARGV[5])
+local fresh = {}
+local seen = {}
 for i = 1, n do
   local key = KEYS[5 + i]
-  if redis.call('EXISTS', key) == 1 then
+  if seen[key] or redis.call('EXISTS', key) == 1 then
     res[i + 1] = 0
   else
-    local cmid = ARGV[6 + 2 * i]
-    local body = ARGV[7 + 2 * i]
-    local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-    redis.call('HSET', key, 'thread', ARGV[3], 'user', ARGV[1], 'seq', seq, 'status', 'queued',
-      'attempts', 0, 'accepted_at', ARGV[2], 'body', body)
-    redis.call('RPUSH', KEYS[2], cmid)
-    if recent > 0 then redis.call('LPUSH', KEYS[4], body) end
+    seen[key] = true
     res[i + 1] = 1
-    added = added + 1
+    fresh[#fresh + 1] = i
   end
 end
+local added = #fresh
 if added > 0 then
+  local recent = tonumber(ARGV[5])
+  local seq = redis.call('HINCRBY', KEYS[1], 'seq', added) - added
+  local ids = {}
+  local bodies = {}
+  for k, i in ipairs(fresh) do
+    ids[k] = ARGV[6 + 2 * i]
+    bodies[k] = ARGV[7 + 2 * i]
+    redis.call('HSET', KEYS[5 + i], 'thread', ARGV[3], 'user', ARGV[1], 'seq', seq + k,
+      'status', 'queued', 'attempts', 0, 'accepted_at', ARGV[2], 'body', bodies[k])
+  end
+  redis.call('RPUSH', KEYS[2], unpack(ids))
   redis.call('ZADD', KEYS[3], 'NX', ARGV[2], ARGV[4])
   redis.call('SADD', KEYS[5], ARGV[3])
   if recent > 0 then
+    redis.call('LPUSH', KEYS[4], unpack(bodies))
     redis.call('LTRIM', KEYS[4], 0, recent - 1)
     redis.call('EXPIRE', KEYS[4], ARGV[6])
   end
