@@ -7,6 +7,7 @@ import type { Logger } from '@memfleet/logger/create-logger';
 import { BackendError } from '@memfleet/memory/backend-error';
 import type { BackendGate, GatePermit, PauseReason } from '@memfleet/memory/backend-gate';
 import type { MemoryBackend, MemoryMessage, ThreadRef } from '@memfleet/memory/memory-backend';
+import { withTimeout } from '@memfleet/memory/with-timeout';
 import type { WorkerMetrics } from '@memfleet/metrics/worker-metrics';
 import type { Outbox, OutboxHead, PendingMessage } from '@memfleet/outbox/outbox';
 
@@ -124,7 +125,7 @@ export function createThreadDrainer(deps: DrainDeps) {
         op === 'add_messages'
           ? (backend.writeTimeoutMs ?? settings.backendTimeoutMs)
           : settings.backendTimeoutMs;
-      result = await fn(AbortSignal.timeout(timeoutMs));
+      result = await withTimeout(timeoutMs, undefined, fn);
     } catch (err: unknown) {
       end();
       const e =

@@ -11,6 +11,7 @@ import type {
   UserRef,
 } from './memory-backend.ts';
 import { retryAfterMs } from './retry-after.ts';
+import { withTimeout } from './with-timeout.ts';
 
 /**
  * Which mem0 API the backend talks to: the hosted platform, the self-hosted REST server, or
@@ -309,12 +310,15 @@ export function createMem0Backend(options: Mem0BackendOptions): MemoryBackend {
     if (base === MEM0_PLATFORM_URL) return Promise.resolve('platform');
     style ??= (async () => {
       try {
-        const res = await fetch(`${base}/memories?user_id=memfleet-style-probe`, {
-          headers: { 'x-api-key': options.apiKey },
-          signal: signalFor(callOptions),
+        const status = await withTimeout(timeoutMs, callOptions?.signal, async (signal) => {
+          const res = await fetch(`${base}/memories?user_id=memfleet-style-probe`, {
+            headers: { 'x-api-key': options.apiKey },
+            signal,
+          });
+          await res.body?.cancel();
+          return res.status;
         });
-        await res.body?.cancel();
-        return res.status === 404 ? 'platform' : 'oss';
+        return status === 404 ? 'platform' : 'oss';
       } catch (err: unknown) {
         style = undefined;
         throw classifyMem0Error(err, 'API style detection');
@@ -328,40 +332,34 @@ export function createMem0Backend(options: Mem0BackendOptions): MemoryBackend {
     void sdk();
   }
 
-  const signalFor = (callOptions?: CallOptions): AbortSignal => {
-    const timeout = AbortSignal.timeout(timeoutMs);
-    return callOptions?.signal === undefined
-      ? timeout
-      : AbortSignal.any([callOptions.signal, timeout]);
-  };
-
   /** One client call under a timeout: the client itself takes no signal. */
-  async function viaSdk<T>(
+  function viaSdk<T>(
     what: string,
     callOptions: CallOptions | undefined,
     fn: (c: MemoryClient) => Promise<T>,
   ): Promise<T> {
-    const signal = signalFor(callOptions);
-    const c = await sdk();
-    return new Promise<T>((resolve, reject) => {
-      const onAbort = (): void => {
-        reject(new BackendError('transient', `mem0 ${what} timed out`));
-      };
-      if (signal.aborted) {
-        onAbort();
-        return;
-      }
-      signal.addEventListener('abort', onAbort, { once: true });
-      fn(c).then(
-        (value) => {
-          signal.removeEventListener('abort', onAbort);
-          resolve(value);
-        },
-        (err: unknown) => {
-          signal.removeEventListener('abort', onAbort);
-          reject(classifyMem0Error(err, what));
-        },
-      );
+    return withTimeout(timeoutMs, callOptions?.signal, async (signal) => {
+      const c = await sdk();
+      return new Promise<T>((resolve, reject) => {
+        const onAbort = (): void => {
+          reject(new BackendError('transient', `mem0 ${what} timed out`));
+        };
+        if (signal.aborted) {
+          onAbort();
+          return;
+        }
+        signal.addEventListener('abort', onAbort, { once: true });
+        fn(c).then(
+          (value) => {
+            signal.removeEventListener('abort', onAbort);
+            resolve(value);
+          },
+          (err: unknown) => {
+            signal.removeEventListener('abort', onAbort);
+            reject(classifyMem0Error(err, what));
+          },
+        );
+      });
     });
   }
 
@@ -381,13 +379,15 @@ export function createMem0Backend(options: Mem0BackendOptions): MemoryBackend {
     let res: Response;
     let text: string;
     try {
-      res = await fetch(`${base}${path}`, {
-        method,
-        headers,
-        signal: signalFor(callOptions),
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-      text = await res.text();
+      ({ res, text } = await withTimeout(timeoutMs, callOptions?.signal, async (signal) => {
+        const answer = await fetch(`${base}${path}`, {
+          method,
+          headers,
+          signal,
+          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        });
+        return { res: answer, text: await answer.text() };
+      }));
     } catch (err: unknown) {
       throw classifyMem0Error(err, what);
     }

@@ -4,6 +4,7 @@ import { BoundedSet } from './bounded-set.ts';
 import { BackendError } from './backend-error.ts';
 import { retryAfterMs } from './retry-after.ts';
 import { createZepFetcher } from './zep-fetcher.ts';
+import { withTimeout } from './with-timeout.ts';
 import type {
   CallOptions,
   ContextMessage,
@@ -29,12 +30,22 @@ export interface ZepBackendOptions {
   batchSize?: number;
   /** Longest message content sent, in characters; longer messages are rejected. Default 2500. */
   messageMaxChars?: number;
-  /** Timeout of each HTTP call, in ms; callers may pass a shorter `signal`. Default 10 000. */
+  /**
+   * Timeout of each call, in ms; callers may pass a shorter `signal`. Creating a thread that exists
+   * reads it within the same time. Default 10 000.
+   */
   timeoutMs?: number;
   /** Messages in the context's `messages`. Default 20. */
   contextMessages?: number;
   /** Users and threads remembered as existing, so a drain does not re-create them. Default 10 000. */
   ensuredCacheSize?: number;
+}
+
+/** What each SDK call is given: its own timer (a backstop), no retries, and the call's signal. */
+interface SdkRequestOptions {
+  timeoutInSeconds: number;
+  maxRetries: number;
+  abortSignal: AbortSignal;
 }
 
 /**
@@ -162,24 +173,21 @@ export function createZepBackend(options: ZepBackendOptions): MemoryBackend {
   // Keyed `<zep user id>\n<zep thread id>` so that erasing a user forgets their threads too.
   const ensuredThreads = new BoundedSet(options.ensuredCacheSize ?? 10_000);
 
-  function requestOptions(callOptions: CallOptions | undefined) {
-    const timeout = AbortSignal.timeout(timeoutMs);
-    return {
-      // The SDK's own timer is a backstop; the signal (ours or the caller's) decides.
-      timeoutInSeconds: timeoutMs / 1000 + 1,
-      // The fleet owns retries: a write is never re-sent blindly (a 5xx may follow a commit), and
-      // a read runs under a budget the SDK's 1 s retry delay would blow.
-      maxRetries: 0,
-      abortSignal:
-        callOptions?.signal === undefined
-          ? timeout
-          : AbortSignal.any([callOptions.signal, timeout]),
-    };
-  }
-
-  async function call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  /**
+   * One SDK call under the backend's timeout and the caller's signal, its failure classified. The
+   * SDK's own timer is a backstop; the signal decides. The fleet owns retries: a write is never
+   * re-sent blindly (a 5xx may follow a commit), and a read runs under a budget the SDK's 1 s retry
+   * delay would blow.
+   */
+  async function call<T>(
+    what: string,
+    callOptions: CallOptions | undefined,
+    fn: (request: SdkRequestOptions) => Promise<T>,
+  ): Promise<T> {
     try {
-      return await fn();
+      return await withTimeout(timeoutMs, callOptions?.signal, (abortSignal) =>
+        fn({ timeoutInSeconds: timeoutMs / 1000 + 1, maxRetries: 0, abortSignal }),
+      );
     } catch (err: unknown) {
       throw classifyZepError(err, what);
     }
@@ -241,9 +249,9 @@ export function createZepBackend(options: ZepBackendOptions): MemoryBackend {
     callOptions: CallOptions | undefined,
   ): Promise<Zep.Message[]> {
     const threadId = checkThreadId(thread);
-    return call('thread.get', async () => {
+    return call('thread.get', callOptions, async (request) => {
       try {
-        const res = await client.thread.get(threadId, { lastn }, requestOptions(callOptions));
+        const res = await client.thread.get(threadId, { lastn }, request);
         return res.messages ?? [];
       } catch (err: unknown) {
         if (isNotFound(err)) return [];
@@ -270,9 +278,9 @@ export function createZepBackend(options: ZepBackendOptions): MemoryBackend {
     async ensureUser(user, callOptions) {
       const userId = zepUserId(user);
       if (ensuredUsers.has(userId)) return;
-      await call('user.add', async () => {
+      await call('user.add', callOptions, async (request) => {
         try {
-          await client.user.add({ userId }, requestOptions(callOptions));
+          await client.user.add({ userId }, request);
         } catch (err: unknown) {
           if (!isAlreadyExists(err)) throw err;
         }
@@ -285,13 +293,13 @@ export function createZepBackend(options: ZepBackendOptions): MemoryBackend {
       const threadId = checkThreadId(thread);
       const key = `${userId}\n${threadId}`;
       if (ensuredThreads.has(key)) return;
-      await call('thread.create', async () => {
+      await call('thread.create', callOptions, async (request) => {
         try {
-          await client.thread.create({ threadId, userId }, requestOptions(callOptions));
+          await client.thread.create({ threadId, userId }, request);
         } catch (err: unknown) {
           if (!isAlreadyExists(err)) throw err;
           // Thread ids are global per project: an existing thread must belong to this user.
-          const res = await client.thread.get(threadId, { lastn: 1 }, requestOptions(callOptions));
+          const res = await client.thread.get(threadId, { lastn: 1 }, request);
           if (res.userId !== undefined && res.userId !== userId) {
             throw new BackendError('permanent', `zep thread ${threadId} belongs to another user`);
           }
@@ -305,13 +313,9 @@ export function createZepBackend(options: ZepBackendOptions): MemoryBackend {
       const zepMessages = messages.map(toZepMessage);
       for (let i = 0; i < zepMessages.length; i += batchSize) {
         const chunk = zepMessages.slice(i, i + batchSize);
-        await call('thread.addMessages', async () => {
+        await call('thread.addMessages', callOptions, async (request) => {
           try {
-            await client.thread.addMessages(
-              threadId,
-              { messages: chunk },
-              requestOptions(callOptions),
-            );
+            await client.thread.addMessages(threadId, { messages: chunk }, request);
           } catch (err: unknown) {
             if (isNotFound(err)) {
               // The thread (or its user) was deleted behind the cache: create it again next time.
@@ -352,13 +356,9 @@ export function createZepBackend(options: ZepBackendOptions): MemoryBackend {
       const threadId = checkThreadId(thread);
       const wanted = callOptions?.messages ?? contextMessages;
       const [context, messages] = await Promise.all([
-        call('thread.getUserContext', async () => {
+        call('thread.getUserContext', callOptions, async (request) => {
           try {
-            const res = await client.thread.getUserContext(
-              threadId,
-              {},
-              requestOptions(callOptions),
-            );
+            const res = await client.thread.getUserContext(threadId, {}, request);
             return res.context ?? '';
           } catch (err: unknown) {
             if (isNotFound(err)) return '';
@@ -372,9 +372,9 @@ export function createZepBackend(options: ZepBackendOptions): MemoryBackend {
 
     async eraseUser(user, callOptions) {
       const userId = zepUserId(user);
-      await call('user.delete', async () => {
+      await call('user.delete', callOptions, async (request) => {
         try {
-          await client.user.delete(userId, requestOptions(callOptions));
+          await client.user.delete(userId, request);
         } catch (err: unknown) {
           if (!isNotFound(err)) throw err;
         }
