@@ -513,15 +513,19 @@ class ZepProject {
     if (keys.length > max) {
       throw badRequest(`bad request: ${where} has ${keys.length} keys, at most ${max} allowed`);
     }
+    // Scalars and arrays of scalars only, so a copy of each array makes the copy deep.
+    const copy: Json = {};
     for (const key of keys) {
       const v = value[key];
-      if (!isScalar(v) && !(Array.isArray(v) && v.every(isScalar))) {
+      if (isScalar(v)) copy[key] = v;
+      else if (Array.isArray(v) && v.every(isScalar)) copy[key] = [...(v as unknown[])];
+      else {
         throw badRequest(
           `bad request: ${where}.${key} must be a string, number, boolean or an array of them`,
         );
       }
     }
-    return structuredClone(value);
+    return copy;
   }
 
   /** Validates the whole batch before storing any of it. */
