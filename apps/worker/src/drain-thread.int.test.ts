@@ -158,6 +158,94 @@ describe('drainThread (real Redis and Postgres)', () => {
     expect(await stored('t1')).to.deep.equal(['m0', 'm1', 'm2', 'm3', 'm4', 'm5']);
   });
 
+  describe('drains larger than one backend call (drainBatchSize)', () => {
+    /** A postgres backend taking 2 messages a call, drained 6 at a time, its calls counted. */
+    function chunked(fail?: (call: number) => 'after_write' | 'before_write' | undefined) {
+      const real = createPostgresBackend(pool, { maxBatchSize: 2 });
+      const sizes: number[] = [];
+      const backend: MemoryBackend = {
+        ...real,
+        drainBatchSize: 6,
+        addMessages: async (thread, messages, options) => {
+          sizes.push(messages.length);
+          const how = fail?.(sizes.length);
+          if (how === 'before_write') {
+            throw new BackendError('permanent', 'refused before writing', { status: 400 });
+          }
+          await real.addMessages(thread, messages, options);
+          if (how === 'after_write') throw new BackendError('transient', 'timed out after writing');
+        },
+      };
+      return { backend, sizes };
+    }
+
+    it('sends the messages in calls of the backend limit, with one ledger record and commit for all', async () => {
+      const ids = ['m0', 'm1', 'm2', 'm3', 'm4', 'm5', 'm6'];
+      await post('t1', ids);
+      const { backend, sizes } = chunked();
+      const real = createLedger(pool);
+      let records = 0;
+      const ledger = {
+        ...real,
+        recordWritten: (...args: Parameters<typeof real.recordWritten>) => {
+          records++;
+          return real.recordWritten(...args);
+        },
+      };
+      const result = await createThreadDrainer(deps({ backend, ledger }))('acme', 't1');
+      expect(result).to.deep.equal({ outcome: 'drained', written: 7, dead: 0 });
+      expect(sizes).to.deep.equal([2, 2, 2, 1]);
+      expect(records).to.equal(2); // 6, then 1
+      expect(await stored('t1')).to.deep.equal(ids);
+      expect(await outbox.length('acme', 't1')).to.equal(0);
+    });
+
+    it('commits the calls before a failed one; the rest is retried, reconciled and written once', async () => {
+      const ids = ['m0', 'm1', 'm2', 'm3', 'm4', 'm5'];
+      await post('t1', ids);
+      // The second call writes, then its answer is lost: m2 and m3 are stored, uncertain.
+      const { backend, sizes } = chunked((call) => (call === 2 ? 'after_write' : undefined));
+      const drain = createThreadDrainer(deps({ backend }));
+      const caught = await drain('acme', 't1').catch((err: unknown) => err);
+      expect(caught).to.be.instanceOf(RetryableDrainError);
+      expect(sizes).to.deep.equal([2, 2]);
+      expect(await outbox.length('acme', 't1')).to.equal(4);
+      expect((await outbox.status('acme', 'm1'))?.status).to.equal('written');
+      const ledger = await pool.query<{ client_message_id: string }>(
+        "SELECT client_message_id FROM ledger WHERE status = 'written' ORDER BY seq",
+      );
+      expect(ledger.rows.map((r) => r.client_message_id)).to.deep.equal(['m0', 'm1']);
+
+      const result = await drain('acme', 't1');
+      expect(result).to.deep.equal({ outcome: 'drained', written: 4, dead: 0 });
+      expect(sizes).to.deep.equal([2, 2, 2]); // m2 and m3 found in the backend, m4 and m5 sent
+      expect(await stored('t1')).to.deep.equal(ids);
+    });
+
+    it('after a refused call, commits the calls before it and isolates the culprit in that call alone', async () => {
+      await post('t1', ['m0', 'm1', 'm2', 'poison', 'm4', 'm5'], (id) =>
+        id === 'poison' ? 'bad \u0000 byte' : `text ${id}`,
+      );
+      const { backend, sizes } = chunked();
+      const result = await createThreadDrainer(deps({ backend }))('acme', 't1');
+      expect(result).to.deep.equal({ outcome: 'drained', written: 5, dead: 1 });
+      // m0 m1 | m2 poison (refused) | m2 | poison (refused, dead) | m4 m5
+      expect(sizes).to.deep.equal([2, 2, 1, 1, 2]);
+      expect(await stored('t1')).to.deep.equal(['m0', 'm1', 'm2', 'm4', 'm5']);
+      expect((await outbox.status('acme', 'poison'))?.status).to.equal('dead');
+    });
+
+    it('a call refused before any write leaves the whole drain batch as it was', async () => {
+      await post('t1', ['m0', 'm1', 'm2']);
+      const { backend, sizes } = chunked((call) => (call === 1 ? 'before_write' : undefined));
+      const result = await createThreadDrainer(deps({ backend }))('acme', 't1');
+      // m0 m1 refused (permanent): m0 and m1 go one by one (written), then m2.
+      expect(result).to.deep.equal({ outcome: 'drained', written: 3, dead: 0 });
+      expect(sizes).to.deep.equal([2, 1, 1, 1]);
+      expect(await stored('t1')).to.deep.equal(['m0', 'm1', 'm2']);
+    });
+  });
+
   it('never writes twice after a crash between the backend ack and the outbox commit', async () => {
     await post('t1', ['a', 'b', 'c']);
     // A drain that wrote a and b, then died before committing: the write is marked uncertain.

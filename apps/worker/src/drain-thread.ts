@@ -101,6 +101,8 @@ export function createThreadDrainer(deps: DrainDeps) {
   const { outbox, ledger, backend, metrics, logger, settings } = deps;
   const now = deps.now ?? Date.now;
   const b = backend.name;
+  const perCall = backend.maxBatchSize;
+  const drainBatch = Math.max(perCall, backend.drainBatchSize ?? perCall);
 
   /**
    * One backend call through the fleet's gate: it waits out a rate-limit pause, an open breaker or
@@ -218,7 +220,7 @@ export function createThreadDrainer(deps: DrainDeps) {
       threadId,
       token,
       settings.lockTtlMs,
-      backend.maxBatchSize,
+      drainBatch,
     );
     if (claimed === undefined) {
       return { outcome: 'locked', retryInMs: await outbox.lockTtlMs(tenant, threadId) };
@@ -266,6 +268,37 @@ export function createThreadDrainer(deps: DrainDeps) {
       logger.warn('messages dead-lettered', { tenant, threadId, n: batch.length, reason });
     };
 
+    /**
+     * Records messages at the head of the outbox as written, in the ledger then the outbox, and
+     * returns the messages left in the outbox. `begun`: as for {@link ledgerEntries}. A `partial`
+     * commit ends the drain batch early: the rest stays marked uncertain.
+     */
+    const commitWritten = async (
+      thread: ThreadRef,
+      done: readonly PendingMessage[],
+      begun: boolean,
+      partial: boolean,
+    ): Promise<number> => {
+      await ledger.recordWritten(ledgerEntries(thread, done, begun), b);
+      const left = await outbox.commit(
+        tenant,
+        threadId,
+        token,
+        done.map((p) => p.clientMessageId),
+        { status: 'written' },
+        now(),
+        !partial,
+        partial,
+      );
+      written += done.length;
+      metrics.messagesWritten.inc({ backend: b }, done.length);
+      const t = now();
+      for (const p of done) {
+        metrics.enqueueToWritten.observe({ backend: b }, (t - p.acceptedAt.getTime()) / 1000);
+      }
+      return left;
+    };
+
     try {
       for (;;) {
         if (lockLost) throw new RetryableDrainError('thread lock lost', 1);
@@ -278,7 +311,7 @@ export function createThreadDrainer(deps: DrainDeps) {
           }
           return { outcome: 'yielded', written, dead };
         }
-        const limit = singles > 0 ? 1 : backend.maxBatchSize;
+        const limit = singles > 0 ? 1 : drainBatch;
         const head = claimed ?? (await outbox.readHead(tenant, threadId, limit));
         claimed = undefined;
         if (head.messages.length === 0) {
@@ -327,6 +360,9 @@ export function createThreadDrainer(deps: DrainDeps) {
           await outbox.beginWrite(tenant, threadId, ids);
           const attempt = Math.max(...batch.map((p) => p.attempts)) + 1;
           let addFailedUncertain = false;
+          let toSend: Prepared[] = [];
+          // Messages of `toSend` the backend has taken, one call of up to `perCall` at a time.
+          let sent = 0;
           try {
             let inBackend = new Set<string>();
             if (head.uncertain) {
@@ -340,7 +376,7 @@ export function createThreadDrainer(deps: DrainDeps) {
                 metrics.duplicatesSkipped.inc({ backend: b, source: 'backend' }, inBackend.size);
               }
             }
-            const toSend = prepared.filter(
+            toSend = prepared.filter(
               (p) =>
                 !inLedger.has(p.pending.clientMessageId) &&
                 !inBackend.has(p.pending.clientMessageId),
@@ -358,26 +394,30 @@ export function createThreadDrainer(deps: DrainDeps) {
               ensured = true;
               const t0 = now();
               const seen = { probe: false };
-              await call(
-                'add_messages',
-                (signal) =>
-                  backend
-                    .addMessages(
-                      thread,
-                      toSend.map((p) => p.message),
-                      { signal },
-                    )
-                    .catch((err: unknown) => {
-                      addFailedUncertain = !(
-                        err instanceof BackendError &&
-                        (err.kind === 'rate_limited' || err.kind === 'auth')
-                      );
-                      throw err;
-                    }),
-                seen,
-                firstPermit(),
-              );
-              metrics.batchSize.observe({ backend: b }, toSend.length);
+              while (sent < toSend.length) {
+                const chunk = toSend.slice(sent, sent + perCall);
+                await call(
+                  'add_messages',
+                  (signal) =>
+                    backend
+                      .addMessages(
+                        thread,
+                        chunk.map((p) => p.message),
+                        { signal },
+                      )
+                      .catch((err: unknown) => {
+                        addFailedUncertain = !(
+                          err instanceof BackendError &&
+                          (err.kind === 'rate_limited' || err.kind === 'auth')
+                        );
+                        throw err;
+                      }),
+                  sent === 0 ? seen : undefined,
+                  firstPermit(),
+                );
+                metrics.batchSize.observe({ backend: b }, chunk.length);
+                sent += chunk.length;
+              }
               logger.info('batch written', {
                 ...job,
                 thread: threadId,
@@ -391,22 +431,30 @@ export function createThreadDrainer(deps: DrainDeps) {
               });
             }
           } catch (err: unknown) {
+            // The calls before the one that failed wrote their messages: those, and the messages
+            // before them the ledger or backend already had, are recorded and committed now, and
+            // what follows concerns the rest.
+            const unsent = toSend[sent]?.pending;
+            const cut = sent > 0 && unsent !== undefined ? batch.indexOf(unsent) : 0;
+            if (cut > 0) await commitWritten(thread, batch.slice(0, cut), true, true);
+            const failed = batch.slice(cut);
+            const failedIds = failed.map((p) => p.clientMessageId);
             if (err instanceof BackendPaused) {
               await outbox.holdWrite(
                 tenant,
                 threadId,
-                ids,
+                failedIds,
                 `${PAUSE_TEXT[err.reason]} (${err.detail})`,
                 !head.uncertain && !addFailedUncertain,
               );
               metrics.drainsPaused.inc({ backend: b, reason: err.reason });
-              metrics.writesSkipped.inc({ backend: b, reason: err.reason }, ids.length);
+              metrics.writesSkipped.inc({ backend: b, reason: err.reason }, failedIds.length);
               logger.info('batch held', {
                 ...job,
                 thread: threadId,
                 tenant,
                 backend: b,
-                n: ids.length,
+                n: failedIds.length,
                 write_ms: null,
                 attempt,
                 breaker: err.reason === 'breaker_open' ? 'open' : 'closed',
@@ -423,18 +471,20 @@ export function createThreadDrainer(deps: DrainDeps) {
             }
             const e = toError(err);
             if (err instanceof BackendError && err.kind === 'permanent') {
-              if (batch.length > 1) {
-                singles = batch.length;
+              if (failed.length > 1) {
+                // The messages up to the end of the refused call go one by one.
+                const callEnd = toSend[Math.min(sent + perCall, toSend.length) - 1]?.pending;
+                singles = callEnd === undefined ? failed.length : failed.indexOf(callEnd) + 1;
                 continue;
               }
-              await deadLetter(thread, batch, e.message, 'permanent');
+              await deadLetter(thread, failed, e.message, 'permanent');
               singles = 0;
               continue;
             }
             if (attempt >= settings.maxAttempts) {
               await deadLetter(
                 thread,
-                batch,
+                failed,
                 `gave up after ${attempt} attempts: ${e.message}`,
                 'attempts_exhausted',
               );
@@ -447,24 +497,8 @@ export function createThreadDrainer(deps: DrainDeps) {
           }
         }
 
-        const entries = ledgerEntries(thread, batch, inLedger.size < ids.length);
-        await ledger.recordWritten(entries, b);
-        const left = await outbox.commit(
-          tenant,
-          threadId,
-          token,
-          ids,
-          { status: 'written' },
-          now(),
-          true,
-        );
-        written += batch.length;
+        const left = await commitWritten(thread, batch, inLedger.size < ids.length, false);
         if (singles > 0) singles -= batch.length;
-        metrics.messagesWritten.inc({ backend: b }, batch.length);
-        const t = now();
-        for (const p of batch) {
-          metrics.enqueueToWritten.observe({ backend: b }, (t - p.acceptedAt.getTime()) / 1000);
-        }
         if (left === 0) {
           // The commit released the lock with the outbox empty: nothing more to read.
           released = true;

@@ -58,6 +58,12 @@ export interface MemoryBackend {
   /** Most messages one `addMessages` call accepts. */
   readonly maxBatchSize: number;
   /**
+   * Most messages a drain takes from the outbox at once, sent in calls of up to `maxBatchSize`
+   * one after another, with one ledger check, attempt count, ledger record and outbox commit for
+   * them all. `maxBatchSize` when absent.
+   */
+  readonly drainBatchSize?: number;
+  /**
    * How long one `addMessages` call may take in all, when longer than a single request (mem0
    * waits for its event there). The fleet's backend timeout applies when absent.
    */

@@ -155,7 +155,8 @@ export interface Outbox {
    * Removes these messages from the head of the outbox with their final status, if the lock is
    * still held and they are still the head. Returns the number of messages left in the outbox.
    * With `releaseIfEmpty`, the same call ends the drain when nothing is left, as
-   * {@link Outbox.releaseIfEmpty}.
+   * {@link Outbox.releaseIfEmpty}. The thread's uncertain mark is cleared, unless `keepUncertain`
+   * (the messages after these were part of a write whose fate is unknown).
    */
   commit(
     tenant: string,
@@ -165,6 +166,7 @@ export interface Outbox {
     outcome: CommitOutcome,
     nowMs: number,
     releaseIfEmpty?: boolean,
+    keepUncertain?: boolean,
   ): Promise<number>;
   /** Threads with pending messages and no progress since `beforeMs`. */
   stalledThreads(beforeMs: number, limit: number): Promise<{ tenant: string; threadId: string }[]>;
@@ -475,14 +477,14 @@ return res
 `);
 
 // KEYS: lock, outbox, thread hash, pending zset, dead zset, message hashes...
-// ARGV: token, status, now, ttl s, error, pending member, release if empty (0/1), client message
-// ids...
+// ARGV: token, status, now, ttl s, error, pending member, release if empty (0/1), keep the
+// uncertain mark (0/1), client message ids...
 const COMMIT = redisScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
-local n = #ARGV - 7
+local n = #ARGV - 8
 local head = redis.call('LRANGE', KEYS[2], 0, n - 1)
 for i = 1, n do
-  if head[i] ~= ARGV[7 + i] then return -2 end
+  if head[i] ~= ARGV[8 + i] then return -2 end
 end
 redis.call('LTRIM', KEYS[2], n, -1)
 for i = 1, n do
@@ -492,11 +494,11 @@ for i = 1, n do
     redis.call('HDEL', key, 'body', 'error')
   else
     redis.call('HSET', key, 'status', 'dead', 'error', ARGV[5], 'dead_at', ARGV[3])
-    redis.call('ZADD', KEYS[5], ARGV[3], ARGV[7 + i])
+    redis.call('ZADD', KEYS[5], ARGV[3], ARGV[8 + i])
   end
   redis.call('EXPIRE', key, ARGV[4])
 end
-redis.call('HDEL', KEYS[3], 'inflight')
+if ARGV[8] ~= '1' then redis.call('HDEL', KEYS[3], 'inflight') end
 local left = redis.call('LLEN', KEYS[2])
 if left == 0 then
   redis.call('ZREM', KEYS[4], ARGV[6])
@@ -659,7 +661,16 @@ export function createOutbox(redis: ScriptClient, options: OutboxOptions = {}): 
       );
     },
 
-    async commit(tenant, threadId, token, clientMessageIds, outcome, nowMs, releaseIfEmpty) {
+    async commit(
+      tenant,
+      threadId,
+      token,
+      clientMessageIds,
+      outcome,
+      nowMs,
+      releaseIfEmpty,
+      keepUncertain,
+    ) {
       const res = (await COMMIT.run(
         redis,
         [
@@ -678,6 +689,7 @@ export function createOutbox(redis: ScriptClient, options: OutboxOptions = {}): 
           outcome.status === 'dead' ? outcome.reason : '',
           pendingMember(tenant, threadId),
           releaseIfEmpty === true ? 1 : 0,
+          keepUncertain === true ? 1 : 0,
           ...clientMessageIds,
         ],
       )) as number;
