@@ -1,10 +1,11 @@
 // `pnpm bench e2e`: messages per second from HTTP accept to `written` through the whole fleet (API,
 // one worker process at the default concurrency) with the postgres backend and with the Zep
 // emulator answering at once, against raw BullMQ in the same run: a Queue and a worker process
-// whose processor does nothing, at high concurrency, jobs added in bulk, run before and after the
-// fleet's runs (the baseline is the mean of the two). Requests carry BENCH_E2E_PER_REQUEST
-// messages (default 10: a client syncing a conversation's recent turns); one message per request
-// (postgres) and 100 (the contract's maximum, an import; both backends) are measured too. Then
+// whose processor does nothing, at high concurrency, jobs added in bulk. Raw BullMQ and the
+// fleets are all up and warmed at once, then take turns (each variant's throughput is over its
+// turns). Requests carry BENCH_E2E_PER_REQUEST messages (default 10: a client syncing a
+// conversation's recent turns); 100 (the contract's maximum, an import; both backends) and, on
+// its own afterwards, one message per request (postgres) are measured too. Then
 // the enqueue-to-written latency (the ledger's accepted_at to written_at) at a steady 500
 // messages/s with the Zep emulator taking 50 ms over every call, on threads that already exist,
 // after a few seconds of the same load: as chat turns (a request carries the user's message and
@@ -43,6 +44,8 @@ const WARM_UP_MESSAGES = Number(process.env.BENCH_E2E_WARM_UP ?? 50_000);
 const IMPORT_PER_REQUEST = 100;
 const THREADS = 300;
 const PER_REQUEST = Number(process.env.BENCH_E2E_PER_REQUEST ?? 10);
+/** Measured turns of each throughput variant, MESSAGES each. */
+const TURNS = 2;
 const RATE = 500;
 const RATE_SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 /** Seconds of the same steady load before each latency measurement. */
@@ -64,76 +67,91 @@ const request = (tag: string, n: number, threads: number, per: number): string =
 const headers = { authorization: `Bearer ${KEY}` };
 const common = { RATE_LIMIT_ENQUEUE_PER_S: '0', RATE_LIMIT_READ_PER_S: '0' };
 
-/** Posts `messages` messages, `per` a request (50 connections), and waits until all are written. */
-async function throughputRun(
+/** One measured turn: messages written, and the seconds from the first request (or add) to the last. */
+interface Turn {
+  messages: number;
+  seconds: number;
+}
+
+/**
+ * A throughput variant: its processes up and warmed, then measured in turns, each posting
+ * `messages` and waiting until all are written.
+ */
+interface Variant {
+  name: string;
+  turn(tag: string, messages: number): Promise<Turn>;
+  stop(): Promise<void>;
+  extra: Record<string, unknown>;
+  turns: Turn[];
+}
+
+/** A fleet (one API and one worker process) fed `per` messages a request, 50 connections. */
+async function fleetVariant(
   name: string,
   env: Record<string, string>,
   per: number,
-  messages = MESSAGES,
-): Promise<Measure> {
+): Promise<Variant> {
   const fleet = new Fleet();
-  try {
-    await fleet.start({ ...common, ...env }, 1);
-    const load = {
+  let written = 0;
+  let acceptReqPerS: number[] = [];
+  let errors = 0;
+  const turn = async (tag: string, messages: number): Promise<Turn> => {
+    const requests = Math.ceil(messages / per);
+    const t0 = Date.now();
+    const post = await closedLoop(tag, {
       url: fleet.apiUrl,
-      method: 'POST' as const,
+      method: 'POST',
       headers,
       path: (n: number) => `/v1/threads/t-${String(n % THREADS)}/messages`,
       connections: 50,
-    };
-    // The same load first, not measured, as the other scenarios' warm-ups: every thread exists and
-    // the processes run optimized code, as in a fleet that has been running.
-    const warmRequests = Math.ceil(WARM_UP_MESSAGES / per);
-    await closedLoop('warm-up', {
-      ...load,
-      body: (n) => request('h', n, THREADS, per),
-      amount: warmRequests,
+      body: (n) => request(tag, n, THREADS, per),
+      amount: requests,
     });
-    const warm = warmRequests * per;
+    const total = requests * per;
+    written += total;
     await waitFor(
-      'the warm-up written',
-      async () => (await fleet.ledgerCount('written')) >= warm,
+      `${String(written)} messages written`,
+      async () => (await fleet.ledgerCount('written')) >= written,
       180_000,
       100,
     );
-    const t0 = Date.now();
-    const post = await closedLoop('post', {
-      ...load,
-      body: (n) => request('m', n, THREADS, per),
-      amount: Math.ceil(messages / per),
-    });
-    const total = Math.ceil(messages / per) * per;
-    await waitFor(
-      `${String(total)} messages written`,
-      async () => (await fleet.ledgerCount('written')) >= warm + total,
-      180_000,
-      100,
+    const last = await fleet.pg.query<{ t: Date | null }>(
+      "SELECT max(written_at) AS t FROM ledger WHERE status = 'written' AND client_message_id LIKE $1",
+      [`${tag}-%`],
     );
-    const last = await fleet.pg.query<{ t: Date }>(
-      "SELECT max(written_at) AS t FROM ledger WHERE status = 'written' AND client_message_id LIKE 'm-%'",
-    );
-    const seconds = ((last.rows[0]?.t.getTime() ?? Date.now()) - t0) / 1000;
-    return {
-      name,
-      throughput: round(total / seconds),
-      unit: 'msg/s',
-      errors: post.errors ?? 0,
-      extra: {
-        messages: total,
+    acceptReqPerS = [...acceptReqPerS, post.throughput];
+    errors += post.errors ?? 0;
+    return { messages: total, seconds: ((last.rows[0]?.t?.getTime() ?? Date.now()) - t0) / 1000 };
+  };
+  try {
+    await fleet.start({ ...common, ...env }, 1);
+    // The same load first, not measured: every thread exists and the processes run optimized
+    // code, as in a fleet that has been running.
+    await turn('h', WARM_UP_MESSAGES);
+  } catch (err: unknown) {
+    await fleet.stop();
+    throw err;
+  }
+  const variant: Variant = {
+    name,
+    turn,
+    stop: () => fleet.stop(),
+    turns: [],
+    get extra() {
+      return {
         per_request: per,
         threads: THREADS,
-        seconds: round(seconds, 2),
-        accept_req_per_s: post.throughput,
+        accept_req_per_s: acceptReqPerS,
+        errors,
         ...env,
-      },
-    };
-  } finally {
-    await fleet.stop();
-  }
+      };
+    },
+  };
+  return variant;
 }
 
-/** Raw BullMQ: MESSAGES no-op jobs added in bulk, drained by one worker process. */
-async function bullmqRun(): Promise<Measure> {
+/** Raw BullMQ: no-op jobs added in bulk, 500 a call, drained by one worker process. */
+async function bullmqVariant(): Promise<Variant> {
   const redisUrl = await testRedisUrl();
   const prefix = uniquePrefix();
   const name = 'bench-noop';
@@ -149,44 +167,70 @@ async function bullmqRun(): Promise<Measure> {
       BENCH_SLEEP_MS: '0',
     },
   });
-  /** Adds `count` no-op jobs, 500 a call, and waits until `completed` jobs are done in all. */
-  const run = async (count: number, warm: boolean, completed: number): Promise<void> => {
+  let completed = 0;
+  const turn = async (tag: string, count: number): Promise<Turn> => {
+    const t0 = Date.now();
     for (let i = 0; i < count; i += 500) {
       await queue.addBulk(
         Array.from({ length: Math.min(500, count - i) }, (_, j) => ({
           name: 'noop',
-          data: { n: i + j, warm },
+          data: { n: i + j, tag },
         })),
       );
     }
+    completed += count;
     await waitFor(
       `${String(completed)} no-op jobs completed`,
       async () => (await queue.getCompletedCount()) >= completed,
       120_000,
       50,
     );
-  };
-  try {
-    await worker.waitForLine(/"message":"sleep worker ready"/, 30_000);
-    // A warm-up of the same size as the fleet's, not measured.
-    await run(WARM_UP_MESSAGES, true, WARM_UP_MESSAGES);
-    const t0 = Date.now();
-    await run(MESSAGES, false, WARM_UP_MESSAGES + MESSAGES);
     const done = await queue.getJobs(['completed'], 0, -1);
-    const measured = done.filter((j) => (j.data as { warm?: boolean }).warm === false);
-    const seconds = (Math.max(...measured.map((j) => j.finishedOn ?? 0)) - t0) / 1000;
+    const mine = done.filter((j) => (j.data as { tag?: string }).tag === tag);
     return {
-      name: 'raw BullMQ no-op jobs',
-      throughput: round(MESSAGES / seconds),
-      unit: 'msg/s',
-      extra: { jobs: MESSAGES, concurrency: NOOP_CONCURRENCY, seconds: round(seconds, 2) },
+      messages: count,
+      seconds: (Math.max(...mine.map((j) => j.finishedOn ?? 0)) - t0) / 1000,
     };
-  } finally {
+  };
+  const stop = async (): Promise<void> => {
     await worker.stop(15_000);
     await queue.obliterate({ force: true });
     await queue.close();
     await redis.quit();
+  };
+  try {
+    await worker.waitForLine(/"message":"sleep worker ready"/, 30_000);
+    // A warm-up of the same size as the fleet's, not measured.
+    await turn('h', WARM_UP_MESSAGES);
+  } catch (err: unknown) {
+    await stop();
+    throw err;
   }
+  return {
+    name: 'raw BullMQ no-op jobs',
+    turn,
+    stop,
+    turns: [],
+    extra: { concurrency: NOOP_CONCURRENCY },
+  };
+}
+
+/** A variant's throughput over all its turns. */
+function measureOf(v: Variant): Measure {
+  const messages = v.turns.reduce((a, t) => a + t.messages, 0);
+  const seconds = v.turns.reduce((a, t) => a + t.seconds, 0);
+  return {
+    name: v.name,
+    throughput: round(messages / seconds),
+    unit: 'msg/s',
+    ...(typeof v.extra.errors === 'number' ? { errors: v.extra.errors } : {}),
+    extra: {
+      messages,
+      seconds: round(seconds, 2),
+      turns: v.turns.map((t) => round(t.messages / t.seconds)),
+      ...v.extra,
+    },
+  };
 }
 
 /**
@@ -281,44 +325,69 @@ export async function benchE2e(): Promise<ScenarioResult> {
   const emu = await startZepEmulator({ apiKeys: [ZEP_KEY] });
   const zep = { MEMORY_BACKEND: 'zep', ZEP_API_URL: emu.url, ZEP_API_KEY: ZEP_KEY };
   try {
-    const bullmqBefore = await bullmqRun();
-    const pgRun = await throughputRun(
-      `fleet, postgres backend, ${String(PER_REQUEST)} msg/request`,
-      {},
-      PER_REQUEST,
-    );
-    const zepRun = await throughputRun(
-      `fleet, Zep emulator at 0 ms, ${String(PER_REQUEST)} msg/request`,
-      zep,
-      PER_REQUEST,
-    );
-    const single = await throughputRun(
-      'fleet, postgres backend, 1 msg/request',
-      {},
-      1,
-      SINGLE_MESSAGES,
-    );
-    const imported = await throughputRun(
-      `fleet, postgres backend, ${String(IMPORT_PER_REQUEST)} msg/request`,
-      {},
-      IMPORT_PER_REQUEST,
-    );
-    const importedZep = await throughputRun(
-      `fleet, Zep emulator at 0 ms, ${String(IMPORT_PER_REQUEST)} msg/request`,
-      zep,
-      IMPORT_PER_REQUEST,
-    );
-    // Raw BullMQ again after the fleet's runs: the baseline is the mean of the two, so a change in
-    // the machine's load during the fleet's runs falls on the baseline too.
-    const bullmqAfter = await bullmqRun();
-    const bullmq: Measure = {
-      ...bullmqBefore,
-      throughput: round((bullmqBefore.throughput + bullmqAfter.throughput) / 2),
-      extra: {
-        ...bullmqBefore.extra,
-        runs: [bullmqBefore.throughput, bullmqAfter.throughput],
-      },
-    };
+    // Raw BullMQ and the fleet's variants, all up and warmed at once, then measured taking turns,
+    // so a change in the machine's load during the run falls on all of them alike.
+    const variants: Variant[] = [];
+    let single: Measure;
+    try {
+      variants.push(await bullmqVariant());
+      variants.push(
+        await fleetVariant(
+          `fleet, postgres backend, ${String(PER_REQUEST)} msg/request`,
+          {},
+          PER_REQUEST,
+        ),
+      );
+      variants.push(
+        await fleetVariant(
+          `fleet, Zep emulator at 0 ms, ${String(PER_REQUEST)} msg/request`,
+          zep,
+          PER_REQUEST,
+        ),
+      );
+      variants.push(
+        await fleetVariant(
+          `fleet, postgres backend, ${String(IMPORT_PER_REQUEST)} msg/request`,
+          {},
+          IMPORT_PER_REQUEST,
+        ),
+      );
+      variants.push(
+        await fleetVariant(
+          `fleet, Zep emulator at 0 ms, ${String(IMPORT_PER_REQUEST)} msg/request`,
+          zep,
+          IMPORT_PER_REQUEST,
+        ),
+      );
+      for (let t = 0; t < TURNS; t++) {
+        for (const v of variants) v.turns.push(await v.turn(`m${String(t)}`, MESSAGES));
+      }
+    } finally {
+      for (const v of variants) await v.stop();
+    }
+    const [bullmq, pgRun, zepRun, imported, importedZep] = variants.map(measureOf);
+    if (
+      bullmq === undefined ||
+      pgRun === undefined ||
+      zepRun === undefined ||
+      imported === undefined ||
+      importedZep === undefined
+    ) {
+      throw new Error('a throughput variant was not measured');
+    }
+    const variantsTurns = variants
+      .map(
+        (v) => `${v.name} ${v.turns.map((t) => String(round(t.messages / t.seconds))).join(', ')}`,
+      )
+      .join('; ');
+    // One message a request, for comparison: on its own, after the others.
+    const one = await fleetVariant('fleet, postgres backend, 1 msg/request', {}, 1);
+    try {
+      one.turns.push(await one.turn('m0', SINGLE_MESSAGES));
+      single = measureOf(one);
+    } finally {
+      await one.stop();
+    }
     emu.inject({ kind: 'delay', ms: 50, commit: 'after', times: Infinity });
     const turns = await latencyRun(emu, 2);
     const latency = await latencyRun(emu, 1);
@@ -360,8 +429,8 @@ export async function benchE2e(): Promise<ScenarioResult> {
         latencyCheck(latency, '1 message a request'),
       ],
       notes: [
-        `throughput: ${String(MESSAGES)} messages over ${String(THREADS)} threads, ${String(PER_REQUEST)} per request (and ${String(IMPORT_PER_REQUEST)} per request; and ${String(SINGLE_MESSAGES)} messages 1 per request, for comparison), 50 connections, 1 API process, 1 worker process (default concurrency), after ${String(WARM_UP_MESSAGES)} messages of the same load on the same threads (not measured); the clock runs from the first request to the last written_at`,
-        `raw BullMQ: ${String(MESSAGES)} no-op jobs added in bulk (500 a call) after ${String(WARM_UP_MESSAGES)} not measured, 1 worker process at concurrency ${String(NOOP_CONCURRENCY)}; the clock runs from the first add to the last finishedOn; run before and after the fleet's throughput runs (${String(bullmqBefore.throughput)} and ${String(bullmqAfter.throughput)} jobs/s), the baseline their mean`,
+        `throughput: ${String(TURNS)} turns of ${String(MESSAGES)} messages over ${String(THREADS)} threads, ${String(PER_REQUEST)} per request (and ${String(IMPORT_PER_REQUEST)} per request; and ${String(SINGLE_MESSAGES)} messages 1 per request, for comparison, on its own after the others), 50 connections, 1 API process, 1 worker process (default concurrency), after ${String(WARM_UP_MESSAGES)} messages of the same load on the same threads (not measured); each turn's clock runs from its first request to its last written_at`,
+        `raw BullMQ: ${String(TURNS)} turns of ${String(MESSAGES)} no-op jobs added in bulk (500 a call) after ${String(WARM_UP_MESSAGES)} not measured, 1 worker process at concurrency ${String(NOOP_CONCURRENCY)}; each turn's clock runs from its first add to its last finishedOn; raw BullMQ and the four fleets are up at once and take turns in that order, so a change in the machine's load falls on all alike (per turn: ${variantsTurns})`,
         `latency: ${String(LATENCY_THREADS)} threads created first (one message each), then ${String(RATE)} msg/s for ${String(RATE_SECONDS)} s (open loop) after ${String(LATENCY_WARM_UP_SECONDS)} s of the same load (not measured), as chat turns (2 messages a request, ${String(RATE / 2)} requests/s) and as 1 message a request, 1 worker process at WORKER_CONCURRENCY=${LATENCY_CONCURRENCY}`,
       ],
     };
