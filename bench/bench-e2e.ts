@@ -331,34 +331,16 @@ export async function benchE2e(): Promise<ScenarioResult> {
     let single: Measure;
     try {
       variants.push(await bullmqVariant());
-      variants.push(
-        await fleetVariant(
-          `fleet, postgres backend, ${String(PER_REQUEST)} msg/request`,
-          {},
-          PER_REQUEST,
-        ),
-      );
-      variants.push(
-        await fleetVariant(
-          `fleet, Zep emulator at 0 ms, ${String(PER_REQUEST)} msg/request`,
-          zep,
-          PER_REQUEST,
-        ),
-      );
-      variants.push(
-        await fleetVariant(
-          `fleet, postgres backend, ${String(IMPORT_PER_REQUEST)} msg/request`,
-          {},
-          IMPORT_PER_REQUEST,
-        ),
-      );
-      variants.push(
-        await fleetVariant(
-          `fleet, Zep emulator at 0 ms, ${String(IMPORT_PER_REQUEST)} msg/request`,
-          zep,
-          IMPORT_PER_REQUEST,
-        ),
-      );
+      for (const per of [PER_REQUEST, IMPORT_PER_REQUEST]) {
+        for (const [backend, env] of [
+          ['postgres backend', {}],
+          ['Zep emulator at 0 ms', zep],
+        ] as const) {
+          variants.push(
+            await fleetVariant(`fleet, ${backend}, ${String(per)} msg/request`, env, per),
+          );
+        }
+      }
       for (let t = 0; t < TURNS; t++) {
         for (const v of variants) v.turns.push(await v.turn(`m${String(t)}`, MESSAGES));
       }
