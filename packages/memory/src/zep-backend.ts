@@ -19,7 +19,7 @@ import type {
 export const ZEP_MAX_MESSAGES_PER_CALL = 30;
 /**
  * Messages a drain takes at once: the contract's largest request. At 100 messages a request this
- * gave 10–20 % more messages a second than drains of 30 (less worker, Postgres and Redis CPU).
+ * gave 10–16 % more messages a second than drains of 30 (less worker and Postgres CPU a message).
  */
 const ZEP_DRAIN_BATCH = 100;
 /** Most metadata keys Zep accepts on a message (one of them is `client_message_id`). */
