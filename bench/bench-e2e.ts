@@ -67,10 +67,15 @@ const request = (tag: string, n: number, threads: number, per: number): string =
 const headers = { authorization: `Bearer ${KEY}` };
 const common = { RATE_LIMIT_ENQUEUE_PER_S: '0', RATE_LIMIT_READ_PER_S: '0' };
 
-/** One measured turn: messages written, and the seconds from the first request (or add) to the last. */
+/**
+ * One turn: messages written, the seconds from the first request (or add) to the last write, and
+ * for a fleet its requests' accept rate and errors.
+ */
 interface Turn {
   messages: number;
   seconds: number;
+  acceptReqPerS?: number;
+  errors?: number;
 }
 
 /**
@@ -93,8 +98,6 @@ async function fleetVariant(
 ): Promise<Variant> {
   const fleet = new Fleet();
   let written = 0;
-  let acceptReqPerS: number[] = [];
-  let errors = 0;
   const turn = async (tag: string, messages: number): Promise<Turn> => {
     const requests = Math.ceil(messages / per);
     const t0 = Date.now();
@@ -119,9 +122,12 @@ async function fleetVariant(
       "SELECT max(written_at) AS t FROM ledger WHERE status = 'written' AND client_message_id LIKE $1",
       [`${tag}-%`],
     );
-    acceptReqPerS = [...acceptReqPerS, post.throughput];
-    errors += post.errors ?? 0;
-    return { messages: total, seconds: ((last.rows[0]?.t?.getTime() ?? Date.now()) - t0) / 1000 };
+    return {
+      messages: total,
+      seconds: ((last.rows[0]?.t?.getTime() ?? Date.now()) - t0) / 1000,
+      acceptReqPerS: post.throughput,
+      errors: post.errors ?? 0,
+    };
   };
   try {
     await fleet.start({ ...common, ...env }, 1);
@@ -132,22 +138,13 @@ async function fleetVariant(
     await fleet.stop();
     throw err;
   }
-  const variant: Variant = {
+  return {
     name,
     turn,
     stop: () => fleet.stop(),
     turns: [],
-    get extra() {
-      return {
-        per_request: per,
-        threads: THREADS,
-        accept_req_per_s: acceptReqPerS,
-        errors,
-        ...env,
-      };
-    },
+    extra: { per_request: per, threads: THREADS, ...env },
   };
-  return variant;
 }
 
 /** Raw BullMQ: no-op jobs added in bulk, 500 a call, drained by one worker process. */
@@ -219,15 +216,18 @@ async function bullmqVariant(): Promise<Variant> {
 function measureOf(v: Variant): Measure {
   const messages = v.turns.reduce((a, t) => a + t.messages, 0);
   const seconds = v.turns.reduce((a, t) => a + t.seconds, 0);
+  const accepts = v.turns.flatMap((t) => (t.acceptReqPerS === undefined ? [] : [t.acceptReqPerS]));
+  const errors = v.turns.flatMap((t) => (t.errors === undefined ? [] : [t.errors]));
   return {
     name: v.name,
     throughput: round(messages / seconds),
     unit: 'msg/s',
-    ...(typeof v.extra.errors === 'number' ? { errors: v.extra.errors } : {}),
+    ...(errors.length > 0 ? { errors: errors.reduce((a, e) => a + e, 0) } : {}),
     extra: {
       messages,
       seconds: round(seconds, 2),
       turns: v.turns.map((t) => round(t.messages / t.seconds)),
+      ...(accepts.length > 0 ? { accept_req_per_s: accepts } : {}),
       ...v.extra,
     },
   };
