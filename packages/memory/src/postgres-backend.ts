@@ -1,6 +1,7 @@
 import DataLoader from 'dataloader';
 import type { Pool } from 'pg';
 import { chunksOf, groupCommit, MAX_STATEMENT_CHARS } from '@memfleet/db/group-commit';
+import { wellFormed } from '@memfleet/db/json-param';
 import { toError } from '@memfleet/errors/to-error';
 import { BackendError } from './backend-error.ts';
 import { BoundedSet } from './bounded-set.ts';
@@ -125,29 +126,36 @@ export function createPostgresBackend(
     );
 
   function insertRows(calls: readonly InsertCall[]): Promise<unknown> {
-    const rows = calls.flatMap((c) =>
-      c.messages.map((m, i) => ({ thread: c.thread, m, metadata: c.metadata[i] ?? '{}' })),
+    // One JSON parameter for all rows: one native JSON.stringify instead of pg's escaping of
+    // eight array parameters element by element. `i` keeps each batch's order.
+    let n = 0;
+    const rows = JSON.stringify(
+      calls.flatMap((c) =>
+        c.messages.map((m, i) => ({
+          i: n++,
+          tenant: wellFormed(c.thread.tenant),
+          thread: wellFormed(c.thread.threadId),
+          cmid: wellFormed(m.clientMessageId),
+          role: m.role,
+          name: m.name === undefined ? null : wellFormed(m.name),
+          content: wellFormed(m.content),
+          metadata: c.metadata[i] ?? '{}',
+          created_at: m.createdAt,
+        })),
+      ),
     );
     return pool.query({
       name: 'memfleet-memory-insert',
       text: `INSERT INTO memory_messages
          (tenant, thread_id, client_message_id, role, name, content, metadata, created_at)
-       SELECT m.tenant, m.thread, m.cmid, m.role, m.name, m.content, m.metadata, m.created_at
-       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                   $7::jsonb[], $8::timestamptz[])
-            WITH ORDINALITY AS m(tenant, thread, cmid, role, name, content, metadata, created_at, n)
-       ORDER BY m.n
+       SELECT m.tenant, m.thread, m.cmid, m.role, m.name, m.content, m.metadata::jsonb,
+              m.created_at
+       FROM json_to_recordset($1::json)
+            AS m(i int, tenant text, thread text, cmid text, role text, name text, content text,
+                 metadata text, created_at timestamptz)
+       ORDER BY m.i
        ON CONFLICT (tenant, client_message_id) DO NOTHING`,
-      values: [
-        rows.map((r) => r.thread.tenant),
-        rows.map((r) => r.thread.threadId),
-        rows.map((r) => r.m.clientMessageId),
-        rows.map((r) => r.m.role),
-        rows.map((r) => r.m.name ?? null),
-        rows.map((r) => r.m.content),
-        rows.map((r) => r.metadata),
-        rows.map((r) => r.m.createdAt),
-      ],
+      values: [rows],
     });
   }
 

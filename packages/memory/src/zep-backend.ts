@@ -211,7 +211,8 @@ export function createZepBackend(options: ZepBackendOptions): MemoryBackend {
 
   function toZepMessage(m: MemoryMessage): Zep.Message {
     const content = m.content;
-    const chars = codePoints(content);
+    // A string never has more code points than UTF-16 units: count them only when it could be over.
+    const chars = content.length > maxChars ? codePoints(content) : 0;
     if (chars > maxChars) {
       throw new BackendError(
         'permanent',

@@ -29,6 +29,19 @@ describe('outbox (real Redis)', () => {
       body('m4'),
     ]);
     expect(await small.recent('acme', 't1', 2)).to.deep.equal([body('m3'), body('m4')]);
+    // More new messages in one call than the list keeps: the newest, in order.
+    await send(['m5', 'm6', 'm7', 'm8', 'm9']);
+    expect(await small.recent('acme', 't1', 10)).to.deep.equal([
+      body('m7'),
+      body('m8'),
+      body('m9'),
+    ]);
+    await send(['m10']);
+    expect(await small.recent('acme', 't1', 10)).to.deep.equal([
+      body('m8'),
+      body('m9'),
+      body('m10'),
+    ]);
     expect(await small.recent('globex', 't1', 10)).to.deep.equal([]);
     expect(await ctx.redis.ttl(small.keys.recent('acme', 't1'))).to.be.within(1, 60);
     expect(await small.threadOwner('acme', 't1')).to.equal('u1');

@@ -235,8 +235,8 @@ export interface Outbox {
 // something was added and no drain was requested within the window (the thread hash's 'drain'
 // field holds the last request's time; a drain clears it when it takes the thread's lock).
 // The new messages' sequence numbers come from one HINCRBY, and their ids and bodies go to the
-// outbox and the recent list in one RPUSH and one LPUSH, in the order they came. An id repeated
-// within the call counts once, as its first occurrence.
+// outbox and (the newest of them) the recent list in one RPUSH and one LPUSH, in the order they
+// came. An id repeated within the call counts once, as its first occurrence.
 const APPEND = redisScript(`
 local owner = redis.call('HGET', KEYS[1], 'user')
 if owner and owner ~= ARGV[1] then return {-1, owner} end
@@ -271,7 +271,8 @@ if added > 0 then
   redis.call('ZADD', KEYS[3], 'NX', ARGV[2], ARGV[4])
   redis.call('SADD', KEYS[5], ARGV[3])
   if recent > 0 then
-    redis.call('LPUSH', KEYS[4], unpack(bodies))
+    -- Only the newest bodies (ARGV[5] of them) can stay in the list.
+    redis.call('LPUSH', KEYS[4], unpack(bodies, math.max(1, #bodies - recent + 1)))
     redis.call('LTRIM', KEYS[4], 0, recent - 1)
     redis.call('EXPIRE', KEYS[4], ARGV[6])
   end

@@ -112,6 +112,11 @@ function codePoints(text: string): number {
   return n;
 }
 
+/** Whether `text` has more than `max` code points (never more than its UTF-16 length). */
+function overChars(text: string, max: number): boolean {
+  return text.length > max && codePoints(text) > max;
+}
+
 function isTimestamp(value: string): boolean {
   return /^\d{4}-\d{2}-\d{2}T/.test(value) && !Number.isNaN(Date.parse(value));
 }
@@ -463,7 +468,7 @@ class ZepProject {
 
   private createThread(body: Json): ThreadRecord {
     const threadId = requiredString(body, 'thread_id');
-    if (codePoints(threadId) > MAX_THREAD_ID_CHARS) {
+    if (overChars(threadId, MAX_THREAD_ID_CHARS)) {
       throw badRequest(`bad request: thread_id must be at most ${MAX_THREAD_ID_CHARS} characters`);
     }
     const userId = requiredString(body, 'user_id');
@@ -549,7 +554,7 @@ class ZepProject {
       if (typeof content !== 'string' || content === '') {
         throw badRequest(`bad request: ${where}.content must not be empty`);
       }
-      if (codePoints(content) > maxContentChars) {
+      if (overChars(content, maxContentChars)) {
         throw badRequest(`message content exceeds ${maxContentChars} characters`);
       }
       const name = optionalString(item, 'name');
@@ -624,7 +629,7 @@ class ZepProject {
       throw badRequest(`bad request: type must be one of ${GRAPH_DATA_TYPES.join(', ')}`);
     }
     const data = requiredString(body, 'data');
-    if (codePoints(data) > MAX_GRAPH_DATA_CHARS) {
+    if (overChars(data, MAX_GRAPH_DATA_CHARS)) {
       throw badRequest(`bad request: data exceeds ${MAX_GRAPH_DATA_CHARS} characters`);
     }
     if (userId !== undefined) this.user(userId);
