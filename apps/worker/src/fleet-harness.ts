@@ -53,6 +53,11 @@ export class Fleet {
     const listening = await this.api.waitForLine(/"message":"api listening"/, 30_000);
     this.apiUrl = (JSON.parse(listening) as { url: string }).url;
     this.pg = new pg.Client({ connectionString: this.db.url });
+    // A connection Postgres ends (its server stopping) fails the next query instead of the
+    // process: an unhandled 'error' event would end it without saying which client it was.
+    this.pg.on('error', (err) => {
+      process.stderr.write(`fleet harness: Postgres connection lost: ${err.message}\n`);
+    });
     await this.pg.connect();
     this.redis = createRedisClient(parseRedisTarget(this.env.REDIS_URL));
     for (let i = 0; i < workers; i++) await this.addWorker(`worker-${i}`);
@@ -237,7 +242,9 @@ export class Fleet {
     await dumpRedisPrefix(this.redis, this.prefix);
     for (const node of this.redisNodes()) {
       const keys = await node.keys(`${this.prefix}*`);
-      if (keys.length > 0) await node.del(...keys);
+      // In slices: a fleet that took a benchmark's load holds a few hundred thousand keys, more
+      // arguments than one spread call can pass.
+      for (let i = 0; i < keys.length; i += 1000) await node.del(...keys.slice(i, i + 1000));
     }
     await this.redis.quit();
     await this.pg.end();
