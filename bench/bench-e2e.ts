@@ -44,8 +44,11 @@ const WARM_UP_MESSAGES = Number(process.env.BENCH_E2E_WARM_UP ?? 50_000);
 const IMPORT_PER_REQUEST = 100;
 const THREADS = 300;
 const PER_REQUEST = Number(process.env.BENCH_E2E_PER_REQUEST ?? 10);
-/** Measured turns of each throughput variant, MESSAGES each. */
-const TURNS = 2;
+/**
+ * Measured turns of each throughput variant, MESSAGES each. On this shared machine one variant's
+ * turns have differed by half (9785 and 15 060 msg/s in one run): three average more of that out.
+ */
+const TURNS = 3;
 const RATE = 500;
 const RATE_SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 /** Seconds of the same steady load before each latency measurement. */
