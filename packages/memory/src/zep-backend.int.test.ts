@@ -102,6 +102,15 @@ describe('zep backend specifics (emulator)', () => {
       'message long: content is 51 characters, over the Zep limit of 50 (ZEP_MESSAGE_MAX_CHARS)',
     );
     expect(addCalls()).to.have.length(0);
+    // Characters are code points: 30 emoji are 60 UTF-16 units but within the limit of 50.
+    await backend.addMessages(ref, [msg('emoji', { content: '\u{1F600}'.repeat(30) })]);
+    expect(addCalls()).to.have.length(1);
+    const over = await rejection(
+      backend.addMessages(ref, [msg('emoji-long', { content: '\u{1F600}'.repeat(51) })]),
+    );
+    expect(over.message).to.equal(
+      'message emoji-long: content is 51 characters, over the Zep limit of 50 (ZEP_MESSAGE_MAX_CHARS)',
+    );
   });
 
   it('rejects metadata with more keys than Zep allows', async () => {
