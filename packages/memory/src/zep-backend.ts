@@ -212,12 +212,14 @@ export function createZepBackend(options: ZepBackendOptions): MemoryBackend {
   function toZepMessage(m: MemoryMessage): Zep.Message {
     const content = m.content;
     // A string never has more code points than UTF-16 units: count them only when it could be over.
-    const chars = content.length > maxChars ? codePoints(content) : 0;
-    if (chars > maxChars) {
-      throw new BackendError(
-        'permanent',
-        `message ${m.clientMessageId}: content is ${chars} characters, over the Zep limit of ${maxChars} (ZEP_MESSAGE_MAX_CHARS)`,
-      );
+    if (content.length > maxChars) {
+      const chars = codePoints(content);
+      if (chars > maxChars) {
+        throw new BackendError(
+          'permanent',
+          `message ${m.clientMessageId}: content is ${chars} characters, over the Zep limit of ${maxChars} (ZEP_MESSAGE_MAX_CHARS)`,
+        );
+      }
     }
     const metadata: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(m.metadata)) {
