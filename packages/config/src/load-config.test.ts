@@ -46,6 +46,17 @@ describe('loadConfig', () => {
     });
   });
 
+  it("takes a Postgres Unix socket in libpq's URL form and names a URL that is not Postgres", () => {
+    const socket = 'postgres:///memfleet?host=%2Fsrv%2Fmemfleet%2Frun&port=5432&user=postgres';
+    expect(loadConfig({ ...base, DATABASE_URL: socket }).databaseUrl).to.equal(socket);
+    for (const bad of ['mysql://u@127.0.0.1/memfleet', '127.0.0.1:5432']) {
+      expect(
+        issuesOf({ ...base, DATABASE_URL: bad }).some((i) => i.startsWith('DATABASE_URL')),
+        bad,
+      ).to.equal(true);
+    }
+  });
+
   it('names every missing variable', () => {
     const issues = issuesOf({});
     for (const name of ['REDIS_URL', 'DATABASE_URL', 'MEMFLEET_API_KEYS', 'MEMFLEET_ADMIN_KEY']) {

@@ -8,12 +8,18 @@ describe('startPostgres', () => {
   it('starts a private server that answers select 1 and is gone after stop()', async () => {
     const server = await startPostgres();
     try {
-      expect(server.url).to.match(/^postgres:\/\/postgres@127\.0\.0\.1:\d+\/postgres$/);
-      const rows = await withPgClient(
-        server.url,
-        async (c) => (await c.query<{ one: number }>('select 1 as one')).rows,
-      );
-      expect(rows).to.deep.equal([{ one: 1 }]);
+      expect(server.url).to.match(/^postgres:\/\/\/postgres\?host=%2F.+&port=\d+&user=postgres$/);
+      expect(server.tcpUrl).to.match(/^postgres:\/\/postgres@127\.0\.0\.1:\d+\/postgres$/);
+      // inet_client_addr() is null over a Unix socket and the client's address over TCP.
+      const clientAddr = (url: string): Promise<string | null> =>
+        withPgClient(
+          url,
+          async (c) =>
+            (await c.query<{ addr: string | null }>('select inet_client_addr()::text as addr'))
+              .rows[0]?.addr ?? null,
+        );
+      expect(await clientAddr(server.url)).to.equal(null);
+      expect(await clientAddr(server.tcpUrl)).to.equal('127.0.0.1/32');
       const settings = await withPgClient(server.url, async (c) => {
         const res = await c.query<{ name: string; setting: string }>(
           `select name, setting from pg_settings
