@@ -32,23 +32,27 @@ const MESSAGES = Number(process.env.BENCH_E2E_MESSAGES ?? 30_000);
 const SINGLE_MESSAGES = Math.min(MESSAGES, 10_000);
 /**
  * Messages (or no-op jobs) of the same load before each throughput run, not measured: the
- * processes run optimized code, as in a fleet that has been running. After 5 000, V8 was still
- * compiling the worker's drain path (about 1.8 s of optimizing compiles during the measured run);
- * with the postgres backend the throughput stopped rising at about 20 000 (5 000 to 40 000
- * tried). With the Zep emulator the worker still spent about 1.1 s compiling over the 20 000
- * messages after the first 20 000 (the drain, the outbox's commit and head read, the ledger's
- * upsert among them), and 50 000 gave 15 % less worker CPU a message. The baseline gets the same.
+ * processes run optimized code, as in a fleet that has been running. V8 optimizes a function once
+ * it has run enough, and the fleet's less frequent paths (a Postgres statement shared by many
+ * drains, a lock renewal) take a long time to get there: with the Zep emulator at about 11 000
+ * messages a second, the worker finished 30 to 57 optimizing compiles a second around 50 000
+ * messages and 2 to 10 a second past 150 000 (`--trace-opt`), and `perf` put 12 to 15 % of its CPU
+ * in the compiler during a turn measured after 50 000 or 100 000. After 150 000 instead of 50 000
+ * (three alternating pairs) the same load measured 12 275 to 12 495 msg/s against 11 042 to
+ * 11 525, the worker spending 9 % less CPU a message and the API and the emulator less too. The
+ * baseline gets the same.
  */
-const WARM_UP_MESSAGES = Number(process.env.BENCH_E2E_WARM_UP ?? 50_000);
+const WARM_UP_MESSAGES = Number(process.env.BENCH_E2E_WARM_UP ?? 150_000);
 /** The contract's most messages a request: a client importing a conversation. */
 const IMPORT_PER_REQUEST = 100;
 const THREADS = 300;
 const PER_REQUEST = Number(process.env.BENCH_E2E_PER_REQUEST ?? 10);
 /**
  * Measured turns of each throughput variant, MESSAGES each. On this shared machine one variant's
- * turns have differed by half (9785 and 15 060 msg/s in one run): three average more of that out.
+ * turns have differed by half (9785 and 15 060 msg/s in one run), and with three turns the
+ * 10-message ratios of one code moved by a fifth from run to run: five average more of that out.
  */
-const TURNS = 3;
+const TURNS = 5;
 const RATE = 500;
 const RATE_SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 /** Seconds of the same steady load before each latency measurement. */
