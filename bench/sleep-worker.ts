@@ -20,7 +20,10 @@ const sleepMs = Number(required('BENCH_SLEEP_MS'));
 const redis = new Redis(required('BENCH_REDIS_URL'), { maxRetriesPerRequest: null });
 const worker = new Worker(
   required('BENCH_QUEUE'),
-  () => new Promise<void>((resolve) => setTimeout(resolve, sleepMs)),
+  // BENCH_SLEEP_MS=0 is a true no-op: no timer (a 0 ms timeout still waits for the timers phase).
+  sleepMs > 0
+    ? () => new Promise<void>((resolve) => setTimeout(resolve, sleepMs))
+    : () => Promise.resolve(),
   {
     connection: redis,
     prefix: required('BENCH_PREFIX'),
