@@ -158,6 +158,13 @@ export class Fleet {
     };
   }
 
+  /** The fleet's `DATABASE_URL` with `application_name` set, to find its connections. */
+  databaseUrlNamed(applicationName: string): string {
+    const url = new URL(this.env.DATABASE_URL ?? '');
+    url.searchParams.set('application_name', applicationName);
+    return url.toString();
+  }
+
   async waitBlockedInsert(applicationName: string): Promise<void> {
     await waitFor(
       `${applicationName} blocked inside an insert`,

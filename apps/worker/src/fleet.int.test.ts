@@ -227,7 +227,7 @@ describe('fleet: api + worker processes (real Redis and Postgres)', function () 
     it('writes every message exactly once after kill -9 of a worker holding batches', async () => {
       const victim = await fleet.addWorker('victim', {
         ...quick,
-        DATABASE_URL: `${fleet.env.DATABASE_URL ?? ''}?application_name=victim`,
+        DATABASE_URL: fleet.databaseUrlNamed('victim'),
       });
       // Hold every insert into the store, so the victim's drains block mid-write with their batches.
       const release = await fleet.blockStore();
@@ -260,7 +260,7 @@ describe('fleet: api + worker processes (real Redis and Postgres)', function () 
     it('on SIGTERM finishes the batch in flight, hands the rest back and exits 0', async () => {
       const leaving = await fleet.addWorker('leaving', {
         ...quick,
-        DATABASE_URL: `${fleet.env.DATABASE_URL ?? ''}?application_name=leaving`,
+        DATABASE_URL: fleet.databaseUrlNamed('leaving'),
       });
       const release = await fleet.blockStore();
       let expected = new Map<string, string[]>();
