@@ -36,7 +36,7 @@ const SINGLE_MESSAGES = Math.min(MESSAGES, 10_000);
  * it has run enough, and the fleet's less frequent paths (a Postgres statement shared by many
  * drains, a lock renewal) take a long time to get there: with the Zep emulator at about 11 000
  * messages a second, the worker finished 30 to 57 optimizing compiles a second around 50 000
- * messages and 2 to 10 a second past 150 000 (`--trace-opt`), and `perf` put 12 to 15 % of its CPU
+ * messages and 0 to 10 a second past 150 000 (`--trace-opt`), and `perf` put 12 to 16 % of its CPU
  * in the compiler during a turn measured after 50 000 or 100 000. After 150 000 instead of 50 000
  * (three alternating pairs) the same load measured 12 275 to 12 495 msg/s against 11 042 to
  * 11 525, the worker spending 9 % less CPU a message and the API and the emulator less too. The
@@ -332,7 +332,7 @@ async function latencyRun(emu: ZepEmulator, per: number): Promise<Measure> {
 
 /**
  * The throughput runs' Zep emulator, a process of its own as Zep is a service of its own. In this
- * process, its store (every message of the run, some 900 000) grew the heap that the load and the
+ * process, its store (every message of the run, some 600 000) grew the heap that the load and the
  * raw BullMQ adds run in to several hundred MB.
  */
 async function emulatorProcess(): Promise<{ url: string; stop(): Promise<void> }> {
