@@ -1,19 +1,21 @@
 // `pnpm bench e2e`: messages per second from HTTP accept to `written` through the whole fleet (API,
 // one worker process at the default concurrency) with the postgres backend and with the Zep
 // emulator answering at once, against raw BullMQ in the same run: a Queue and a worker process
-// whose processor does nothing, at high concurrency, jobs added in bulk. Raw BullMQ and the
-// fleets are all up and warmed at once, then take turns (each variant's throughput is over its
-// turns). Requests carry BENCH_E2E_PER_REQUEST messages (default 10: a client syncing a
-// conversation's recent turns); 100 (the contract's maximum, an import; both backends) and, on
-// its own afterwards, one message per request (postgres) are measured too. Then
+// whose processor does nothing, at high concurrency, jobs added in bulk. Raw BullMQ and the fleets
+// are all up and warmed at once, each on a Redis server of its own (a fleet's keys in a Redis
+// another variant also used loaded that variant's turns), then take turns (each variant's
+// throughput is over its turns). Requests carry BENCH_E2E_PER_REQUEST messages (default 10: a
+// client syncing a conversation's recent turns); 100 (the contract's maximum, an import; both
+// backends) and, on its own afterwards, one message per request (postgres) are measured too. Then
 // the enqueue-to-written latency (the ledger's accepted_at to written_at) at a steady 500
 // messages/s with the Zep emulator taking 50 ms over every call, on threads that already exist,
-// after a few seconds of the same load: as chat turns (a request carries the user's message and
-// the assistant's reply, 250 requests/s), and one message per request (500 requests/s).
+// after a few seconds of the same load: as chat turns (a request carries the user's message and the
+// assistant's reply, 250 requests/s), and one message per request (500 requests/s).
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { startAppProcess } from '@memfleet/testing/app-process';
-import { testRedisUrl, uniquePrefix } from '@memfleet/testing/fixtures';
+import { uniquePrefix } from '@memfleet/testing/fixtures';
+import { startRedis } from '@memfleet/testing/redis-server';
 import { waitFor } from '@memfleet/testing/wait-for';
 import { startZepEmulator, type ZepEmulator } from '@memfleet/testing/zep-emulator';
 import { Fleet, KEY } from '@memfleet/worker/fleet-harness';
@@ -97,13 +99,17 @@ interface Variant {
   turns: Turn[];
 }
 
-/** A fleet (one API and one worker process) fed `per` messages a request, 50 connections. */
+/**
+ * A fleet (one API and one worker process, on a Redis of its own) fed `per` messages a request, 50
+ * connections.
+ */
 async function fleetVariant(
   name: string,
   env: Record<string, string>,
   per: number,
 ): Promise<Variant> {
   const fleet = new Fleet();
+  const server = await startRedis();
   let written = 0;
   const turn = async (tag: string, messages: number): Promise<Turn> => {
     const requests = Math.ceil(messages / per);
@@ -136,27 +142,38 @@ async function fleetVariant(
       errors: post.errors ?? 0,
     };
   };
+  const stop = async (): Promise<void> => {
+    try {
+      await fleet.stop();
+    } finally {
+      await server.stop();
+    }
+  };
   try {
-    await fleet.start({ ...common, ...env }, 1);
+    await fleet.start({ ...common, ...env, REDIS_URL: server.url }, 1);
     // The same load first, not measured: every thread exists and the processes run optimized
     // code, as in a fleet that has been running.
     await turn('h', WARM_UP_MESSAGES);
   } catch (err: unknown) {
-    await fleet.stop();
+    await stop();
     throw err;
   }
   return {
     name,
     turn,
-    stop: () => fleet.stop(),
+    stop,
     turns: [],
     extra: { per_request: per, threads: THREADS, ...env },
   };
 }
 
-/** Raw BullMQ: no-op jobs added in bulk, 500 a call, drained by one worker process. */
+/**
+ * Raw BullMQ: no-op jobs added in bulk, 500 a call, drained by one worker process, on a Redis of
+ * its own.
+ */
 async function bullmqVariant(): Promise<Variant> {
-  const redisUrl = await testRedisUrl();
+  const server = await startRedis();
+  const redisUrl = server.url;
   const prefix = uniquePrefix();
   const name = 'bench-noop';
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
@@ -198,11 +215,15 @@ async function bullmqVariant(): Promise<Variant> {
     }
     return { messages: count, seconds: ((last?.finishedOn ?? 0) - t0) / 1000 };
   };
+  // The server goes with the variant, so its jobs need no removal.
   const stop = async (): Promise<void> => {
-    await worker.stop(15_000);
-    await queue.obliterate({ force: true });
-    await queue.close();
-    await redis.quit();
+    try {
+      await worker.stop(15_000);
+      await queue.close();
+      await redis.quit();
+    } finally {
+      await server.stop();
+    }
   };
   try {
     await worker.waitForLine(/"message":"sleep worker ready"/, 30_000);
@@ -443,7 +464,7 @@ export async function benchE2e(): Promise<ScenarioResult> {
       ],
       notes: [
         `throughput: ${String(TURNS)} turns of ${String(MESSAGES)} messages over ${String(THREADS)} threads, ${String(PER_REQUEST)} per request (and ${String(IMPORT_PER_REQUEST)} per request; and ${String(SINGLE_MESSAGES)} messages 1 per request, for comparison, on its own after the others), 50 connections, 1 API process, 1 worker process (default concurrency), after ${String(WARM_UP_MESSAGES)} messages of the same load on the same threads (not measured); each turn's clock runs from its first request to its last written_at`,
-        `raw BullMQ: ${String(TURNS)} turns of ${String(MESSAGES)} no-op jobs added in bulk (500 a call) after ${String(WARM_UP_MESSAGES)} not measured, 1 worker process at concurrency ${String(NOOP_CONCURRENCY)}; each turn's clock runs from its first add to its last finishedOn; raw BullMQ and the four fleets are up at once and take turns in that order, so a change in the machine's load falls on all alike (per turn: ${variantsTurns})`,
+        `raw BullMQ: ${String(TURNS)} turns of ${String(MESSAGES)} no-op jobs added in bulk (500 a call) after ${String(WARM_UP_MESSAGES)} not measured, 1 worker process at concurrency ${String(NOOP_CONCURRENCY)}; each turn's clock runs from its first add to its last finishedOn; raw BullMQ and the four fleets, each on a Redis server of its own, are up at once and take turns in that order, so a change in the machine's load falls on all alike (per turn: ${variantsTurns})`,
         `latency: ${String(LATENCY_THREADS)} threads created first (one message each), then ${String(RATE)} msg/s for ${String(RATE_SECONDS)} s (open loop) after ${String(LATENCY_WARM_UP_SECONDS)} s of the same load (not measured), as chat turns (2 messages a request, ${String(RATE / 2)} requests/s) and as 1 message a request, 1 worker process at WORKER_CONCURRENCY=${LATENCY_CONCURRENCY}`,
       ],
     };
