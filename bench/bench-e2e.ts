@@ -2,15 +2,16 @@
 // one worker process at the default concurrency) with the postgres backend and with the Zep
 // emulator answering at once, against raw BullMQ in the same run: a Queue and a worker process
 // whose processor does nothing, at high concurrency, jobs added in bulk. Raw BullMQ and the fleets
-// are all up and warmed at once, each on a Redis server of its own (a fleet's keys in a Redis
-// another variant also used loaded that variant's turns), then take turns (each variant's
-// throughput is over its turns). Requests carry BENCH_E2E_PER_REQUEST messages (default 10: a
-// client syncing a conversation's recent turns); 100 (the contract's maximum, an import; both
-// backends) and, on its own afterwards, one message per request (postgres) are measured too. Then
-// the enqueue-to-written latency (the ledger's accepted_at to written_at) at a steady 500
-// messages/s with the Zep emulator taking 50 ms over every call, on threads that already exist,
-// after a few seconds of the same load: as chat turns (a request carries the user's message and the
-// assistant's reply, 250 requests/s), and one message per request (500 requests/s).
+// are all up and warmed at once, each on a Redis server of its own (on one shared Redis, every
+// variant's turns ran among all the others' keys, and raw BullMQ, bound by Redis, paid the most),
+// then take turns (each variant's throughput is over its turns). Requests carry
+// BENCH_E2E_PER_REQUEST messages (default 10: a client syncing a conversation's recent turns); 100
+// (the contract's maximum, an import; both backends) and, on its own afterwards, one message per
+// request (postgres) are measured too. Then the enqueue-to-written latency (the ledger's
+// accepted_at to written_at) at a steady 500 messages/s with the Zep emulator taking 50 ms over
+// every call, on threads that already exist, after a few seconds of the same load: as chat turns (a
+// request carries the user's message and the assistant's reply, 250 requests/s), and one message
+// per request (500 requests/s).
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { startAppProcess } from '@memfleet/testing/app-process';
