@@ -14,7 +14,7 @@
 // per request (500 requests/s).
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { startAppProcess } from '@memfleet/testing/app-process';
+import { SERVICE_NODE_ARGS, startAppProcess } from '@memfleet/testing/app-process';
 import { uniquePrefix } from '@memfleet/testing/fixtures';
 import { startRedis } from '@memfleet/testing/redis-server';
 import { waitFor } from '@memfleet/testing/wait-for';
@@ -181,6 +181,8 @@ async function bullmqVariant(): Promise<Variant> {
   const queue = new Queue(name, { connection: redis, prefix });
   const worker = startAppProcess('bench/sleep-worker.ts', {
     name: 'noop-worker',
+    // The fleet's processes' Node options: the baseline gets whatever they get.
+    nodeArgs: SERVICE_NODE_ARGS,
     env: {
       BENCH_REDIS_URL: redisUrl,
       BENCH_PREFIX: prefix,

@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { createOutbox } from '@memfleet/outbox/outbox';
-import { startAppProcess, type AppProcess } from '@memfleet/testing/app-process';
+import { SERVICE_NODE_ARGS, startAppProcess, type AppProcess } from '@memfleet/testing/app-process';
 import { startRedis } from '@memfleet/testing/redis-server';
 import { startZepEmulator } from '@memfleet/testing/zep-emulator';
 
@@ -127,7 +127,11 @@ async function load(scenario: string, url: string): Promise<RunResult> {
 async function startReaderProcess(
   env: Record<string, string>,
 ): Promise<{ proc: AppProcess; url: string }> {
-  const proc = startAppProcess('apps/reader/src/main.ts', { name: 'reader', env });
+  const proc = startAppProcess('apps/reader/src/main.ts', {
+    name: 'reader',
+    env,
+    nodeArgs: SERVICE_NODE_ARGS,
+  });
   const line = await proc.waitForLine(/"message":"reader listening"/, 30_000);
   return { proc, url: (JSON.parse(line) as { url: string }).url };
 }

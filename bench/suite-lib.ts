@@ -6,7 +6,7 @@ import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
-import { startAppProcess, type AppProcess } from '@memfleet/testing/app-process';
+import { SERVICE_NODE_ARGS, startAppProcess, type AppProcess } from '@memfleet/testing/app-process';
 
 export const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const resultsDir = join(root, 'bench', 'results');
@@ -82,14 +82,17 @@ export function machine(): { cpus: number; model: string; load: number[]; node: 
   };
 }
 
-/** A bench server process (an app, or the bare Express echo) and the URL it listens on. */
+/**
+ * A bench server process (an app, or the bare Express echo) and the URL it listens on. Each runs
+ * with the apps' Node options, baselines included.
+ */
 export async function startServer(
   entry: string,
   name: string,
   listening: RegExp,
   env: Record<string, string>,
 ): Promise<{ proc: AppProcess; url: string }> {
-  const proc = startAppProcess(entry, { name, env });
+  const proc = startAppProcess(entry, { name, env, nodeArgs: SERVICE_NODE_ARGS });
   const line = await proc.waitForLine(listening, 30_000);
   return { proc, url: (JSON.parse(line) as { url: string }).url };
 }

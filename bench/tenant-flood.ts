@@ -9,7 +9,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startAppProcess } from '@memfleet/testing/app-process';
+import { SERVICE_NODE_ARGS, startAppProcess } from '@memfleet/testing/app-process';
 import { startRedis } from '@memfleet/testing/redis-server';
 
 const LIMIT = Number(process.env.BENCH_LIMIT ?? 20);
@@ -127,6 +127,7 @@ async function send(
 const redisServer = await startRedis();
 const api = startAppProcess('apps/api/src/main.ts', {
   name: 'api',
+  nodeArgs: SERVICE_NODE_ARGS,
   env: {
     REDIS_URL: redisServer.url,
     REDIS_KEY_PREFIX: '{bench-flood}',

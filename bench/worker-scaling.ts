@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { createDrainQueue } from '@memfleet/jobs/thread-drain';
-import { startAppProcess, type AppProcess } from '@memfleet/testing/app-process';
+import { SERVICE_NODE_ARGS, startAppProcess, type AppProcess } from '@memfleet/testing/app-process';
 import { stopFixtures, testRedisUrl, uniquePrefix } from '@memfleet/testing/fixtures';
 import { waitFor } from '@memfleet/testing/wait-for';
 import { startZepEmulator, type ZepEmulator } from '@memfleet/testing/zep-emulator';
@@ -277,6 +277,7 @@ async function baselineRun(processes: number): Promise<Omit<BaselineRun, 'ratio'
       workers.push(
         startAppProcess('bench/sleep-worker.ts', {
           name: `sleep-worker-${i}`,
+          nodeArgs: SERVICE_NODE_ARGS,
           env: {
             BENCH_REDIS_URL: redisUrl,
             BENCH_PREFIX: prefix,

@@ -4,7 +4,7 @@ import pg from 'pg';
 import { migrate } from '@memfleet/db/migrate';
 import { createRedisClient, type RedisClient } from '@memfleet/redis/connect-redis';
 import { parseRedisTarget } from '@memfleet/redis/redis-target';
-import { startAppProcess, type AppProcess } from '@memfleet/testing/app-process';
+import { SERVICE_NODE_ARGS, startAppProcess, type AppProcess } from '@memfleet/testing/app-process';
 import { createTestDatabase, testRedisUrl, uniquePrefix } from '@memfleet/testing/fixtures';
 import { httpRequestJson } from '@memfleet/testing/http-request';
 import { dumpRedisPrefix } from '@memfleet/testing/store-dump';
@@ -49,7 +49,11 @@ export class Fleet {
       WORKER_METRICS_PORT: '0',
       ...workerEnv,
     };
-    this.api = startAppProcess(API_MAIN, { name: 'api', env: this.env });
+    this.api = startAppProcess(API_MAIN, {
+      name: 'api',
+      env: this.env,
+      nodeArgs: SERVICE_NODE_ARGS,
+    });
     const listening = await this.api.waitForLine(/"message":"api listening"/, 30_000);
     this.apiUrl = (JSON.parse(listening) as { url: string }).url;
     this.pg = new pg.Client({ connectionString: this.db.url });
@@ -64,7 +68,11 @@ export class Fleet {
   }
 
   async addWorker(name: string, env: Record<string, string> = {}): Promise<AppProcess> {
-    const proc = startAppProcess(WORKER_MAIN, { name, env: { ...this.env, ...env } });
+    const proc = startAppProcess(WORKER_MAIN, {
+      name,
+      env: { ...this.env, ...env },
+      nodeArgs: SERVICE_NODE_ARGS,
+    });
     this.workers.push(proc);
     await proc.waitForLine(/"message":"worker ready"/, 30_000);
     return proc;
@@ -74,6 +82,7 @@ export class Fleet {
   async addReader(env: Record<string, string> = {}): Promise<AppProcess> {
     const proc = startAppProcess(READER_MAIN, {
       name: 'reader',
+      nodeArgs: SERVICE_NODE_ARGS,
       env: { ...this.env, READER_PORT: '0', ...env },
     });
     this.reader = proc;

@@ -20,7 +20,16 @@ export interface AppProcessOptions {
   args?: string[];
   /** Start from this process's whole environment instead of the minimal base. Default `false`. */
   inheritEnv?: boolean;
+  /** Node's own options, before the entry (e.g. {@link SERVICE_NODE_ARGS}). Default none. */
+  nodeArgs?: readonly string[];
 }
+
+/**
+ * The Node options the API, the worker and the reader run with, as scripts/start.sh and
+ * docker/entrypoint.sh start them: a young generation of 32 MB semi-spaces instead of V8's 16 MB,
+ * so the short-lived objects of each request and drain are collected in half as many scavenges.
+ */
+export const SERVICE_NODE_ARGS: readonly string[] = ['--max-semi-space-size=32'];
 
 /** A memfleet app (api, worker, ...) running as a child process of the test. */
 export interface AppProcess {
@@ -71,13 +80,14 @@ interface LineWaiter {
 
 /**
  * Starts `entry` (a TypeScript main, absolute or relative to the repo root) as
- * `node --import tsx <entry> [args]` with the repo root as cwd, capturing its output line by line. Set
+ * `node [nodeArgs] --import tsx <entry> [args]` with the repo root as cwd, capturing its output line by line. Set
  * `MEMFLEET_TEST_APP_OUTPUT=1` to also echo that output to stderr, prefixed with the name. The
  * process never outlives the test runner.
  */
 export function startAppProcess(entry: string, options: AppProcessOptions): AppProcess {
   const { name } = options;
-  const child = spawn(process.execPath, ['--import', tsxLoader, entry, ...(options.args ?? [])], {
+  const argv = [...(options.nodeArgs ?? []), '--import', tsxLoader, entry, ...(options.args ?? [])];
+  const child = spawn(process.execPath, argv, {
     cwd: repoRoot,
     env: { ...baseEnv(options.inheritEnv ?? false), ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
