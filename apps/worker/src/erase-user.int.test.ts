@@ -75,4 +75,46 @@ describe('user erasure (real Redis and Postgres)', () => {
     const waiting = await queue.getJobs(['wait'], 0, -1);
     expect(waiting.map((j) => j.data)).to.deep.equal([{ tenant: 'acme', threadId: 't1' }]);
   });
+
+  it('given up part way, asks for a drain of each held thread with messages waiting', async () => {
+    await outbox.append('acme', 't1', 'u1', [{ clientMessageId: 'a', body: body('a') }], 1);
+    await outbox.append('acme', 't2', 'u1', [{ clientMessageId: 'b', body: body('b') }], 1);
+    const backend = createPostgresBackend(pool);
+    const erase = createUserEraser({
+      outbox,
+      ledger: createLedger(pool),
+      backend: {
+        ...backend,
+        async eraseUser() {
+          // Accepted while the erasure holds every thread of the user: the append asks for no
+          // drain, the holder answers for it.
+          const appended = await outbox.append(
+            'acme',
+            't1',
+            'u1',
+            [{ clientMessageId: 'c', body: body('c') }],
+            2,
+          );
+          expect(appended).to.deep.include({ ok: true, drainNeeded: false });
+          throw new Error('backend down');
+        },
+      },
+      queue,
+      logger: quiet,
+      settings: { lockTtlMs: 5000, backendTimeoutMs: 2000 },
+    });
+
+    const failed = await erase('acme', 'u1').catch((e: unknown) => e);
+    expect(failed).to.be.instanceOf(Error).with.property('message', 'backend down');
+    expect(await outbox.lockTtlMs('acme', 't1')).to.equal(0);
+    expect(await outbox.lockTtlMs('acme', 't2')).to.equal(0);
+    expect(await outbox.pendingIds('acme', 't1')).to.deep.equal(['a', 'c']);
+    const waiting = await queue.getJobs(['wait'], 0, -1);
+    expect(
+      waiting.map((j) => j.data).sort((x, y) => x.threadId.localeCompare(y.threadId)),
+    ).to.deep.equal([
+      { tenant: 'acme', threadId: 't1' },
+      { tenant: 'acme', threadId: 't2' },
+    ]);
+  });
 });

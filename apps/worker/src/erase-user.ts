@@ -49,9 +49,10 @@ export function createUserEraser(deps: EraseDeps) {
     ]);
     const token = randomUUID();
     const held: string[] = [];
-    // Threads with messages accepted while the erasure held them: drains that found them held
-    // left them to the holder, so they are drained once the locks are gone.
+    // Threads with messages accepted while the erasure held them: an append to a held thread
+    // asks for no drain (the holder answers for it), so they are drained once the locks are gone.
     const accepted: string[] = [];
+    let erased = false;
     try {
       for (const threadId of threads) {
         if (!(await outbox.acquireLock(tenant, threadId, token, settings.lockTtlMs))) {
@@ -83,12 +84,21 @@ export function createUserEraser(deps: EraseDeps) {
         }
       }
       deps.logger.info('user erased', { tenant, threads: threads.size, messages, ledgerRows });
+      erased = true;
       return { threads: threads.size, messages, ledgerRows };
     } finally {
       for (const threadId of held) {
         await outbox.releaseLock(tenant, threadId, token).catch((err: unknown) => {
           deps.logger.warn('thread lock release failed', { tenant, threadId, err: toError(err) });
         });
+      }
+      if (!erased) {
+        // Given up part way: every held thread with messages waiting gets its drain.
+        accepted.length = 0;
+        for (const threadId of held) {
+          const waiting = await outbox.length(tenant, threadId).catch(() => 1);
+          if (waiting > 0) accepted.push(threadId);
+        }
       }
       for (const threadId of accepted) {
         await requestDrain(deps.queue, tenant, threadId).catch((err: unknown) => {

@@ -13,7 +13,8 @@ export type AppendResult =
       ok: true;
       results: ('queued' | 'duplicate')[];
       /**
-       * The caller must request a drain of the thread: messages were added and no drain request
+       * The caller must request a drain of the thread: messages were added, no drain holds the
+       * thread (the holder writes whatever is appended before it lets go), and no drain request
        * is waiting (one made within the window and not yet taken by a drain).
        */
       drainNeeded: boolean;
@@ -229,11 +230,14 @@ export interface Outbox {
   ): Promise<number>;
 }
 
-// KEYS: thread hash, outbox list, pending zset, recent list, user's thread set, message hashes...
-// ARGV: user, now, thread id, pending member, recent limit, ttl s, drain window ms, then per
-// message: client message id, body. The first reply is 1 when the caller must request a drain:
-// something was added and no drain was requested within the window (the thread hash's 'drain'
-// field holds the last request's time; a drain clears it when it takes the thread's lock).
+// KEYS: thread hash, outbox list, pending zset, recent list, user's thread set, lock, message
+// hashes... ARGV: user, now, thread id, pending member, recent limit, ttl s, drain window ms, then
+// per message: client message id, body. The first reply is 1 when the caller must request a drain:
+// something was added, the thread's lock is free, and no drain was requested within the window
+// (the thread hash's 'drain' field holds the last request's time; a drain clears it when it takes
+// the lock). A holder of the lock leaves nothing appended meanwhile without a drain: a drain lets
+// go only with the outbox empty (atomically), or asks for another drain (it yielded), or its job
+// runs again (a retry, a pause, a crash's stalled job); an erasure asks for drains as it lets go.
 // The new messages' sequence numbers come from one HINCRBY, and their ids and bodies go to the
 // outbox and (the newest of them) the recent list in one RPUSH and one LPUSH, in the order they
 // came. An id repeated within the call counts once, as its first occurrence.
@@ -241,12 +245,12 @@ const APPEND = redisScript(`
 local owner = redis.call('HGET', KEYS[1], 'user')
 if owner and owner ~= ARGV[1] then return {-1, owner} end
 if not owner then redis.call('HSET', KEYS[1], 'user', ARGV[1]) end
-local n = #KEYS - 5
+local n = #KEYS - 6
 local res = {0}
 local fresh = {}
 local seen = {}
 for i = 1, n do
-  local key = KEYS[5 + i]
+  local key = KEYS[6 + i]
   if seen[key] or redis.call('EXISTS', key) == 1 then
     res[i + 1] = 0
   else
@@ -264,7 +268,7 @@ if added > 0 then
   for k, i in ipairs(fresh) do
     ids[k] = ARGV[6 + 2 * i]
     bodies[k] = ARGV[7 + 2 * i]
-    redis.call('HSET', KEYS[5 + i], 'thread', ARGV[3], 'user', ARGV[1], 'seq', seq + k,
+    redis.call('HSET', KEYS[6 + i], 'thread', ARGV[3], 'user', ARGV[1], 'seq', seq + k,
       'status', 'queued', 'attempts', 0, 'accepted_at', ARGV[2], 'body', bodies[k])
   end
   redis.call('RPUSH', KEYS[2], unpack(ids))
@@ -276,10 +280,12 @@ if added > 0 then
     redis.call('LTRIM', KEYS[4], 0, recent - 1)
     redis.call('EXPIRE', KEYS[4], ARGV[6])
   end
-  local requested = tonumber(redis.call('HGET', KEYS[1], 'drain'))
-  if not requested or tonumber(ARGV[2]) - requested >= tonumber(ARGV[7]) then
-    redis.call('HSET', KEYS[1], 'drain', ARGV[2])
-    res[1] = 1
+  if redis.call('EXISTS', KEYS[6]) == 0 then
+    local requested = tonumber(redis.call('HGET', KEYS[1], 'drain'))
+    if not requested or tonumber(ARGV[2]) - requested >= tonumber(ARGV[7]) then
+      redis.call('HSET', KEYS[1], 'drain', ARGV[2])
+      res[1] = 1
+    end
   end
 end
 return res
@@ -556,6 +562,7 @@ export function createOutbox(redis: ScriptClient, options: OutboxOptions = {}): 
           keys.pending(),
           keys.recent(tenant, threadId),
           keys.userThreads(tenant, userId),
+          keys.lock(tenant, threadId),
           ...messages.map((m) => keys.message(tenant, m.clientMessageId)),
         ],
         [
