@@ -60,6 +60,7 @@ export function createMessageIntake(deps: IntakeDeps): AcceptMessages {
 
   return async function acceptMessages(tenant, threadId, request) {
     const acceptedAt = now();
+    let acceptedIso: string | undefined;
     const totals: RedactionCounts = { email: 0, phone: 0, card: 0 };
     const add = (c: RedactionCounts): void => {
       totals.email += c.email;
@@ -77,7 +78,7 @@ export function createMessageIntake(deps: IntakeDeps): AcceptMessages {
         role: m.role,
         content: content.text,
         ...(name !== undefined ? { name: name.text } : {}),
-        created_at: m.created_at ?? new Date(acceptedAt).toISOString(),
+        created_at: m.created_at ?? (acceptedIso ??= new Date(acceptedAt).toISOString()),
         metadata: metadata.value as Record<string, unknown>,
       };
       return { clientMessageId: m.client_message_id, body: JSON.stringify(body) };
