@@ -92,15 +92,15 @@ export function createUserEraser(deps: EraseDeps) {
           deps.logger.warn('thread lock release failed', { tenant, threadId, err: toError(err) });
         });
       }
+      // Erased: the threads that got messages meanwhile. Given up part way: every held thread
+      // with messages waiting.
+      const toDrain = erased ? accepted : [];
       if (!erased) {
-        // Given up part way: every held thread with messages waiting gets its drain.
-        accepted.length = 0;
         for (const threadId of held) {
-          const waiting = await outbox.length(tenant, threadId).catch(() => 1);
-          if (waiting > 0) accepted.push(threadId);
+          if ((await outbox.length(tenant, threadId).catch(() => 1)) > 0) toDrain.push(threadId);
         }
       }
-      for (const threadId of accepted) {
+      for (const threadId of toDrain) {
         await requestDrain(deps.queue, tenant, threadId).catch((err: unknown) => {
           deps.logger.warn('drain not requested', { tenant, threadId, err: toError(err) });
         });

@@ -80,9 +80,9 @@ interface LineWaiter {
 
 /**
  * Starts `entry` (a TypeScript main, absolute or relative to the repo root) as
- * `node [nodeArgs] --import tsx <entry> [args]` with the repo root as cwd, capturing its output line by line. Set
- * `MEMFLEET_TEST_APP_OUTPUT=1` to also echo that output to stderr, prefixed with the name. The
- * process never outlives the test runner.
+ * `node [nodeArgs] --import tsx <entry> [args]` with the repo root as cwd, capturing its output
+ * line by line. Set `MEMFLEET_TEST_APP_OUTPUT=1` to also echo that output to stderr, prefixed with
+ * the name. The process never outlives the test runner.
  */
 export function startAppProcess(entry: string, options: AppProcessOptions): AppProcess {
   const { name } = options;
