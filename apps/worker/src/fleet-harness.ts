@@ -14,6 +14,8 @@ export { waitFor };
 
 /** Test support: a whole fleet (API and worker processes) on a fresh database and prefix. */
 
+/** The tenant of {@link KEY}. */
+export const TENANT = 'acme';
 export const KEY = 'acme-key-0123456789abcdef';
 export const ADMIN = 'admin-key-0123456789abcdef';
 const WORKER_MAIN = 'apps/worker/src/main.ts';
@@ -43,7 +45,7 @@ export class Fleet {
       REDIS_URL: await testRedisUrl(),
       REDIS_KEY_PREFIX: this.prefix,
       DATABASE_URL: this.db.url,
-      MEMFLEET_API_KEYS: `acme:${KEY}`,
+      MEMFLEET_API_KEYS: `${TENANT}:${KEY}`,
       MEMFLEET_ADMIN_KEY: ADMIN,
       API_PORT: '0',
       WORKER_METRICS_PORT: '0',
