@@ -387,9 +387,11 @@ async function latencyRun(emu: ZepEmulator, per: number): Promise<Measure> {
 }
 
 /**
- * The throughput runs' Zep emulator, a process of its own as Zep is a service of its own. In this
+ * A throughput fleet's Zep emulator, a process of its own as Zep is a service of its own. In this
  * process, its store (every message of the run, some 600 000) grew the heap that the load and the
- * raw BullMQ adds run in to several hundred MB.
+ * raw BullMQ adds run in to several hundred MB. Each Zep fleet gets one, as it gets a Redis of its
+ * own: one emulator for both held both fleets' messages, some 600 000 by the last turns, and its
+ * garbage collector went through all of them during either fleet's turns.
  */
 async function emulatorProcess(): Promise<{ url: string; stop(): Promise<void> }> {
   const proc = startAppProcess('packages/testing/src/zep-emulator-main.ts', {
@@ -406,8 +408,10 @@ async function emulatorProcess(): Promise<{ url: string; stop(): Promise<void> }
 }
 
 export async function benchE2e(): Promise<ScenarioResult> {
-  const throughputEmu = await emulatorProcess();
-  const zep = { MEMORY_BACKEND: 'zep', ZEP_API_URL: throughputEmu.url, ZEP_API_KEY: ZEP_KEY };
+  const throughputEmus: { url: string; stop(): Promise<void> }[] = [];
+  const stopThroughputEmus = async (): Promise<void> => {
+    for (const e of throughputEmus.splice(0)) await e.stop();
+  };
   let emu: ZepEmulator | undefined;
   try {
     // Raw BullMQ and the fleet's variants, all up and warmed at once, then measured taking turns,
@@ -417,6 +421,9 @@ export async function benchE2e(): Promise<ScenarioResult> {
     try {
       variants.push(await bullmqVariant());
       for (const per of [PER_REQUEST, IMPORT_PER_REQUEST]) {
+        const own = await emulatorProcess();
+        throughputEmus.push(own);
+        const zep = { MEMORY_BACKEND: 'zep', ZEP_API_URL: own.url, ZEP_API_KEY: ZEP_KEY };
         for (const [backend, env] of [
           ['postgres backend', {}],
           ['Zep emulator at 0 ms', zep],
@@ -455,7 +462,7 @@ export async function benchE2e(): Promise<ScenarioResult> {
     } finally {
       await one.stop();
     }
-    await throughputEmu.stop();
+    await stopThroughputEmus();
     emu = await startZepEmulator({ apiKeys: [ZEP_KEY] });
     emu.inject({ kind: 'delay', ms: 50, commit: 'after', times: Infinity });
     const turns = await latencyRun(emu, 2);
@@ -505,6 +512,6 @@ export async function benchE2e(): Promise<ScenarioResult> {
     };
   } finally {
     await emu?.close();
-    await throughputEmu.stop();
+    await stopThroughputEmus();
   }
 }
