@@ -90,8 +90,8 @@ function lastOfThreads(tag: string, requests: number, per: number): string[] {
 /**
  * Whether the ledger has all of these messages written: a primary-key read each. A turn waits on
  * this, then counts once. Polling `count(*)` over the ledger instead, a scan of its every row
- * (150 000 to 300 000 of them, some 30 to 50 ms of Postgres CPU each), took a third to a half of a
- * core from the fleet every 100 ms while it was still writing, where raw BullMQ's poll is a ZCARD.
+ * (31 to 37 ms each at some 200 000 rows on an otherwise idle machine), took a third of a core or
+ * more from the fleet every 100 ms while it was still writing, where raw BullMQ's poll is a ZCARD.
  */
 async function writtenOf(fleet: Fleet, ids: string[]): Promise<'all' | 'not yet'> {
   const res = await fleet.pg.query<{ n: string }>(
@@ -387,11 +387,10 @@ async function latencyRun(emu: ZepEmulator, per: number): Promise<Measure> {
 }
 
 /**
- * A throughput fleet's Zep emulator, a process of its own as Zep is a service of its own. In this
- * process, its store (every message of the run, some 600 000) grew the heap that the load and the
- * raw BullMQ adds run in to several hundred MB. Each Zep fleet gets one, as it gets a Redis of its
- * own: one emulator for both held both fleets' messages, some 600 000 by the last turns, and its
- * garbage collector went through all of them during either fleet's turns.
+ * A throughput fleet's Zep emulator, a process of its own as Zep is a service of its own (in the
+ * bench process, its store grew the heap that the load and the raw BullMQ adds run in to several
+ * hundred MB). Each Zep fleet gets one, as it gets a Redis of its own: with one for both, the
+ * emulator held both fleets' messages, some 600 000 by the last turns.
  */
 async function emulatorProcess(): Promise<{ url: string; stop(): Promise<void> }> {
   const proc = startAppProcess('packages/testing/src/zep-emulator-main.ts', {
