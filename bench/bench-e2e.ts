@@ -88,18 +88,18 @@ function lastOfThreads(tag: string, requests: number, per: number): string[] {
 }
 
 /**
- * Whether the ledger has all of these messages written: a primary-key read each. A turn waits on
+ * Whether the ledger has every one of these messages written: a primary-key read each. A turn waits on
  * this, then counts once. Polling `count(*)` over the ledger instead, a scan of its every row
  * (31 to 37 ms each at some 200 000 rows on an otherwise idle machine), took a third of a core or
  * more from the fleet every 100 ms while it was still writing, where raw BullMQ's poll is a ZCARD.
  */
-async function writtenOf(fleet: Fleet, ids: string[]): Promise<'all' | 'not yet'> {
+async function allWritten(fleet: Fleet, ids: readonly string[]): Promise<boolean> {
   const res = await fleet.pg.query<{ n: string }>(
     `SELECT count(*) AS n FROM ledger
      WHERE tenant = $1 AND client_message_id = ANY($2::text[]) AND status = 'written'`,
     [TENANT, ids],
   );
-  return Number(res.rows[0]?.n ?? 0) === ids.length ? 'all' : 'not yet';
+  return Number(res.rows[0]?.n ?? 0) === ids.length;
 }
 const common = { RATE_LIMIT_ENQUEUE_PER_S: '0', RATE_LIMIT_READ_PER_S: '0' };
 
@@ -152,9 +152,10 @@ async function fleetVariant(
     });
     const total = requests * per;
     written += total;
+    const lastIds = lastOfThreads(tag, requests, per);
     await waitFor(
       `the last message of every thread of turn ${tag} written`,
-      async () => (await writtenOf(fleet, lastOfThreads(tag, requests, per))) === 'all',
+      () => allWritten(fleet, lastIds),
       180_000,
       100,
     );
