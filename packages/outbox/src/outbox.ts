@@ -252,9 +252,11 @@ local n = #KEYS - 6
 local res = {0}
 local fresh = {}
 local seen = {}
+-- One EXISTS over all the messages' keys; only when some exist, one for each.
+local known = n > 0 and redis.call('EXISTS', unpack(KEYS, 7)) or 0
 for i = 1, n do
   local key = KEYS[6 + i]
-  if seen[key] or redis.call('EXISTS', key) == 1 then
+  if seen[key] or (known > 0 and redis.call('EXISTS', key) == 1) then
     res[i + 1] = 0
   else
     seen[key] = true
