@@ -62,7 +62,13 @@ const RATE_SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const LATENCY_WARM_UP_SECONDS = 5;
 const LATENCY_THREADS = 500;
 const LATENCY_CONCURRENCY = process.env.BENCH_E2E_CONCURRENCY ?? '200';
-const NOOP_CONCURRENCY = 100;
+/**
+ * Raw BullMQ's worker concurrency: the issue's reference figure was measured at 200, and 200 is
+ * the fastest measured on this machine. Raw BullMQ variants at several concurrencies taking turns in
+ * one run (six turns each, 30 000 jobs a turn after 150 000 not measured): 200 against 100, 1.12×
+ * and 1.09× in two runs (ahead in each of the twelve rounds); 400 1.06×, 1000 1.01×, 50 0.98×.
+ */
+const NOOP_CONCURRENCY = 200;
 
 /** Request `n`: `per` messages of thread `n % threads`, ids `<tag>-<n>-<i>`. */
 const request = (tag: string, n: number, threads: number, per: number): string =>
