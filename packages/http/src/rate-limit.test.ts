@@ -60,7 +60,11 @@ async function silentServer(): Promise<{ port: number; close(): Promise<void> }>
  * working limiter answers the second request 429), the handler, and the API's error handler (which
  * would turn a limiter error into a 5xx).
  */
-async function limitedApp(redis: RedisClient, timeoutMs: number) {
+/**
+ * The app under a 1 request/s limit. `clock.ms` is the limiter's clock: the requests of a test take
+ * no time by it, however slow the machine, and a test moves it on by hand.
+ */
+async function limitedApp(redis: RedisClient, timeoutMs: number, clock = { ms: 1_000_000 }) {
   const registry = new Registry();
   const metrics = createRateLimitMetrics(registry);
   const stream = new PassThrough();
@@ -90,6 +94,7 @@ async function limitedApp(redis: RedisClient, timeoutMs: number) {
         metrics,
         logger,
         timeoutMs,
+        now: () => clock.ms,
       }),
     ),
     (_req, res) => {
@@ -101,9 +106,9 @@ async function limitedApp(redis: RedisClient, timeoutMs: number) {
   return { server, registry, lines };
 }
 
-async function postThreeTimes(server: Listening): Promise<number[]> {
+async function postTimes(server: Listening, times: number): Promise<number[]> {
   const statuses: number[] = [];
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < times; i++) {
     const res = await fetch(`${server.url}/v1/threads/t-1/messages`, {
       method: 'POST',
       headers: { authorization: `Bearer ${KEY}` },
@@ -139,10 +144,11 @@ describe('tenantRateLimit with Redis away (fails open)', () => {
       { maxRetriesPerRequest: 1, enableAutoPipelining: true },
     );
     redis.on('error', () => undefined);
-    const app = await limitedApp(redis, 5000);
+    const clock = { ms: 1_000_000 };
+    const app = await limitedApp(redis, 5000, clock);
     server = app.server;
 
-    expect(await postThreeTimes(server)).to.deep.equal([202, 202, 202]);
+    expect(await postTimes(server, 3)).to.deep.equal([202, 202, 202]);
     expect(await counterValues(app.registry, 'memfleet_rate_limiter_failures_total')).to.deep.equal(
       [{ value: 3, labels: { limit: 'enqueue' } }],
     );
@@ -152,6 +158,12 @@ describe('tenantRateLimit with Redis away (fails open)', () => {
     // One warning a second, not one per request.
     const warnings = app.lines.filter((l) => l.level === 'warn');
     expect(warnings).to.have.length(1);
+    clock.ms += 1000;
+    expect(await postTimes(server, 1)).to.deep.equal([202]);
+    expect(app.lines.filter((l) => l.level === 'warn')).to.have.length(1);
+    clock.ms += 1;
+    expect(await postTimes(server, 1)).to.deep.equal([202]);
+    expect(app.lines.filter((l) => l.level === 'warn')).to.have.length(2);
     expect(warnings[0]).to.include({
       message: 'rate limiter failed; letting requests through',
       limit: 'enqueue',
@@ -171,7 +183,7 @@ describe('tenantRateLimit with Redis away (fails open)', () => {
     const app = await limitedApp(redis, 100);
     server = app.server;
 
-    expect(await postThreeTimes(server)).to.deep.equal([202, 202, 202]);
+    expect(await postTimes(server, 3)).to.deep.equal([202, 202, 202]);
     expect(await counterValues(app.registry, 'memfleet_rate_limiter_failures_total')).to.deep.equal(
       [{ value: 3, labels: { limit: 'enqueue' } }],
     );

@@ -53,6 +53,8 @@ export function tenantRateLimit(options: {
   metrics: RateLimitMetrics;
   logger: Pick<Logger, 'warn'>;
   timeoutMs?: number;
+  /** Clock in ms for the failure warning's once-a-second limit. Default `Date.now`. */
+  now?: () => number;
 }): RateLimit {
   const { name, settings, metrics, logger } = options;
   if (settings.perSecond === 0) return { admit: () => ADMITTED };
@@ -75,7 +77,8 @@ export function tenantRateLimit(options: {
         )
       : base;
   const timeoutMs = options.timeoutMs ?? 200;
-  let lastWarning = 0;
+  const clock = options.now ?? Date.now;
+  let lastWarning: number | undefined;
 
   return {
     async admit(tenant) {
@@ -99,8 +102,8 @@ export function tenantRateLimit(options: {
         }
         metrics.failedOpen.inc({ limit: name });
         // One warning a second at most: a Redis outage would otherwise log every request.
-        const now = Date.now();
-        if (now - lastWarning > 1000) {
+        const now = clock();
+        if (lastWarning === undefined || now - lastWarning > 1000) {
           lastWarning = now;
           logger.warn('rate limiter failed; letting requests through', {
             limit: name,
