@@ -58,11 +58,9 @@ async function silentServer(): Promise<{ port: number; close(): Promise<void> }>
 /**
  * The API's own chain for a limited route: tenant auth, the limiter (1 request/s, no burst, so a
  * working limiter answers the second request 429), the handler, and the API's error handler (which
- * would turn a limiter error into a 5xx).
- */
-/**
- * The app under a 1 request/s limit. `clock.ms` is the limiter's clock: the requests of a test take
- * no time by it, however slow the machine, and a test moves it on by hand.
+ * would turn a limiter error into a 5xx). `clock.ms` is the limiter's clock for its failure
+ * warnings: the requests of a test take no time by it, however slow the machine, and a test moves
+ * it on by hand.
  */
 async function limitedApp(redis: RedisClient, timeoutMs: number, clock = { ms: 1_000_000 }) {
   const registry = new Registry();
