@@ -1,4 +1,6 @@
-import { PhoneNumberMatcher, type CountryCode, type PhoneNumber } from 'libphonenumber-js/max';
+// The ES2015+ build of the `max` metadata: the same code without Babel's helpers for classes and
+// object spread, which took about a third of the matcher's time.
+import { PhoneNumberMatcher, type CountryCode, type PhoneNumber } from 'libphonenumber-js/max/es6';
 
 /** The kinds of personal data {@link redact} replaces. */
 export type PiiType = 'email' | 'phone' | 'card';
@@ -300,8 +302,9 @@ interface PhoneScan {
 }
 
 /**
- * libphonenumber's matcher costs ~20µs per call even on a short string, so it only sees small
- * windows around digit runs that could be phone numbers, never whole messages.
+ * libphonenumber's matcher costs about 3 µs a call on a window holding one number, and more the
+ * longer the text, so it only sees small windows around digit runs that could be phone numbers,
+ * never whole messages.
  */
 function redactPhones(text: string, defaultCountry: CountryCode, counts: RedactionCounts): string {
   const scan: PhoneScan = { text, defaultCountry, counts, out: '', last: 0 };
@@ -383,8 +386,8 @@ function searchWindow(scan: PhoneScan, start: number, end: number, winEnd: numbe
   // (by default) lets it pick up an extension ("ext. 123") written after the number.
   const winStart = Math.max(scan.last, start - 1);
   const window = text.slice(winStart, winEnd);
-  // The matcher itself, not `searchPhoneNumbersInText`: that wrapper copies its options through
-  // Babel's object-spread helpers on every call, about 2 µs of each.
+  // The matcher itself, not `searchPhoneNumbersInText`: that wrapper normalizes its arguments and
+  // copies its options on every call, for an iterator this loop does not need.
   const matcher = new PhoneNumberMatcher(window, { defaultCountry: scan.defaultCountry, v2: true });
   while (matcher.hasNext()) {
     const found = matcher.next();
