@@ -286,6 +286,48 @@ describe('zep emulator (through @getzep/zep-cloud)', () => {
       expect((await zep.thread.get('t1', { limit: 2, cursor: 3 }, RO)).totalCount).to.equal(5);
     });
 
+    it("updates a message's metadata by uuid in any thread, before and after a thread is deleted", async () => {
+      const { emu, zep } = await startWithThread();
+      await zep.thread.create({ threadId: 't2', userId: 'u1' }, RO);
+      const one = await zep.thread.addMessages(
+        't1',
+        { messages: [userMessage('first'), userMessage('café ☕', { name: 'Ann' })] },
+        RO,
+      );
+      const two = await zep.thread.addMessages('t2', { messages: [userMessage('other')] }, RO);
+      const [, second] = one.messageUuids ?? [];
+      const updated = await zep.thread.message.update(
+        second ?? '',
+        { metadata: { topic: 'coffee', n: 2 } },
+        RO,
+      );
+      expect(updated).to.include({ uuid: second, content: 'café ☕', name: 'Ann' });
+      expect(updated.metadata).to.deep.equal({ topic: 'coffee', n: 2 });
+      const t1 = emu.threadMessages('t1');
+      expect(t1.map((m) => [m.content, m.metadata])).to.deep.equal([
+        ['first', undefined],
+        ['café ☕', { topic: 'coffee', n: 2 }],
+      ]);
+      // A copy: changing what the emulator handed out changes nothing stored.
+      if (t1[1]?.metadata) t1[1].metadata.topic = 'tea';
+      expect(emu.threadMessages('t1')[1]?.metadata).to.deep.equal({ topic: 'coffee', n: 2 });
+
+      await zep.thread.delete('t1', RO);
+      expect(
+        (await rejectionOf(zep.thread.message.update(second ?? '', { metadata: {} }, RO)))
+          .statusCode,
+      ).to.equal(404);
+      const [other] = two.messageUuids ?? [];
+      await zep.thread.message.update(other ?? '', { metadata: { still: true } }, RO);
+      expect(emu.threadMessages('t2').map((m) => m.metadata)).to.deep.equal([{ still: true }]);
+      const late = await zep.thread.addMessages('t2', { messages: [userMessage('late')] }, RO);
+      await zep.thread.message.update(late.messageUuids?.[0] ?? '', { metadata: { k: 'v' } }, RO);
+      expect(emu.threadMessages('t2').map((m) => [m.content, m.metadata])).to.deep.equal([
+        ['other', { still: true }],
+        ['late', { k: 'v' }],
+      ]);
+    });
+
     it('stores a re-POSTed batch again: no deduplication', async () => {
       const { emu, zep } = await startWithThread();
       const request = { messages: [userMessage('hi', { metadata: { client_msg_id: 'm-1' } })] };
