@@ -100,6 +100,7 @@ start_redis() {
   log "==> starting Redis on 127.0.0.1:$REDIS_PORT (data in .memfleet/redis)"
   setsid redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$dir" \
     --appendonly yes --appendfsync everysec --maxmemory-policy noeviction \
+    --hash-max-listpack-value 8192 \
     --daemonize no --logfile "$dir/redis.log" &
   redis_pid=$!
   redis_started=1

@@ -1,4 +1,6 @@
 import { expect } from 'chai';
+import { Redis } from 'ioredis';
+import { startRedis, type RedisServer } from '@memfleet/testing/redis-server';
 import { createOutbox, LockLostError } from './outbox.ts';
 import { useTestOutbox } from './outbox.fixture.ts';
 
@@ -478,6 +480,49 @@ describe('outbox (real Redis)', () => {
     expect(head?.messages[0]?.acceptedAt.getTime()).to.equal(1000);
     const again = await ctx.outbox.readHead('acme', 't/1', 3);
     expect(again.messages).to.deep.equal(head?.messages.slice(0, 3));
+  });
+});
+
+describe('outbox records in Redis, as the fleet runs it', () => {
+  // Its own Redis, since one test changes its settings.
+  let server: RedisServer;
+  let redis: Redis;
+  before(async () => {
+    server = await startRedis();
+    redis = new Redis(server.url);
+  });
+  after(async () => {
+    await redis.quit();
+    await server.stop();
+  });
+
+  /** A message of a ~2 KB reply accepted, drained and written; its record's encoding and size. */
+  async function writtenRecord(id: string): Promise<{ encoding: string; bytes: number }> {
+    const outbox = createOutbox(redis, { prefix: '{mf-records}', dedupeWindowS: 60 });
+    const reply = body(`${id}: ${'Sure, here is the plan for your stay. '.repeat(50)}`);
+    expect(reply.length).to.be.within(1900, 2100);
+    await outbox.append('acme', `t-${id}`, 'u1', [{ clientMessageId: id, body: reply }], 1000);
+    const head = await outbox.claim('acme', `t-${id}`, 'tok', 5000, 10);
+    expect(head?.messages.map((m) => m.body)).to.deep.equal([reply]);
+    await outbox.beginWrite('acme', `t-${id}`, [id]);
+    await outbox.commit('acme', `t-${id}`, 'tok', [id], { status: 'written' }, 2000, true);
+    expect((await outbox.status('acme', id))?.status).to.equal('written');
+    const key = outbox.keys.message('acme', id);
+    return {
+      encoding: String(await redis.object('ENCODING', key)),
+      bytes: Number(await redis.memory('USAGE', key)),
+    };
+  }
+
+  it("keeps a written message's record compact once its body has gone", async () => {
+    const fleet = await writtenRecord('m1');
+    expect(fleet.encoding).to.equal('listpack');
+    expect(fleet.bytes).to.be.below(300);
+    // Redis's default: the body made the hash a hash table, which it stays after the body goes.
+    await redis.config('SET', 'hash-max-listpack-value', '64');
+    const defaults = await writtenRecord('m2');
+    expect(defaults.encoding).to.equal('hashtable');
+    expect(defaults.bytes).to.be.above(2 * fleet.bytes);
   });
 });
 

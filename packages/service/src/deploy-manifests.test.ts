@@ -474,6 +474,15 @@ async function composeProblems(path: string, mountBase = dirname(path)): Promise
   if (!redis.includes('--appendonly yes') || !redis.includes('--maxmemory-policy noeviction')) {
     problems.push('redis: must run with --appendonly yes and --maxmemory-policy noeviction');
   }
+  // The start command's Redis setting, which the tests' Redis shares.
+  const listpack = /--hash-max-listpack-value (\d+)/.exec(
+    read(join(ROOT, 'scripts/start.sh')),
+  )?.[1];
+  if (listpack === undefined || !redis.includes(`--hash-max-listpack-value ${listpack}`)) {
+    problems.push(
+      `redis: must run with --hash-max-listpack-value ${listpack ?? '?'}, as the start command's does`,
+    );
+  }
   for (const [name, service] of Object.entries(services)) {
     for (const volume of service.volumes ?? []) {
       const source = volume.split(':')[0] ?? '';
@@ -514,6 +523,13 @@ describe('docker/compose.yaml', () => {
     const copy = brokenCopy("'127.0.0.1:3000:3000'", "'3000:3000'");
     expect((await composeProblems(copy, DOCKER)).join('\n')).to.include(
       'no-unbound-port-interfaces',
+    );
+  });
+
+  it('fails a copy whose Redis keeps the default hash-max-listpack-value', async () => {
+    const copy = brokenCopy("- '8192'", "- '64'");
+    expect((await composeProblems(copy, DOCKER)).join('\n')).to.include(
+      'must run with --hash-max-listpack-value',
     );
   });
 

@@ -1,7 +1,9 @@
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import { existsSync } from 'node:fs';
-import { startRedis } from './redis-server.ts';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { HASH_MAX_LISTPACK_VALUE, startRedis } from './redis-server.ts';
+import { repoRoot } from './repo-root.ts';
 
 async function withClient<T>(url: string, fn: (client: Redis) => Promise<T>): Promise<T> {
   const client = new Redis(url, { maxRetriesPerRequest: 1 });
@@ -24,6 +26,14 @@ describe('startRedis', () => {
           'noeviction',
         ]);
         expect(await c.config('GET', 'appendonly')).to.deep.equal(['appendonly', 'no']);
+        expect(await c.config('GET', 'hash-max-listpack-value')).to.deep.equal([
+          'hash-max-listpack-value',
+          HASH_MAX_LISTPACK_VALUE,
+        ]);
+        // The start command's Redis runs with the same.
+        expect(readFileSync(join(repoRoot, 'scripts/start.sh'), 'utf8')).to.include(
+          `--hash-max-listpack-value ${HASH_MAX_LISTPACK_VALUE}`,
+        );
       });
     } finally {
       await server.stop();

@@ -33,6 +33,13 @@ export interface RedisServer {
   restart(): Promise<void>;
 }
 
+/**
+ * `hash-max-listpack-value` as the fleet's Redis runs it (scripts/start.sh, docker/compose.yaml):
+ * a message's record then stays a compact listpack after its body has gone (see the README's
+ * Sizing).
+ */
+export const HASH_MAX_LISTPACK_VALUE = '8192';
+
 const START_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 10_000;
 const PORT_ATTEMPTS = 8;
@@ -92,6 +99,8 @@ async function launch(
       ...(appendonly ? ['--appendfsync', 'always'] : []),
       '--maxmemory-policy',
       'noeviction',
+      '--hash-max-listpack-value',
+      HASH_MAX_LISTPACK_VALUE,
       '--daemonize',
       'no',
       ...(options.args ?? []),
@@ -116,8 +125,9 @@ async function launch(
 
 /**
  * Starts a private `redis-server` on 127.0.0.1 and a free port, in a fresh temp directory, with
- * RDB snapshots off and `maxmemory-policy noeviction` (what BullMQ requires). Resolves once it
- * answers. The process never outlives the caller, even if the caller is SIGKILLed.
+ * RDB snapshots off, `maxmemory-policy noeviction` (what BullMQ requires) and the fleet's
+ * `hash-max-listpack-value` ({@link HASH_MAX_LISTPACK_VALUE}). Resolves once it answers. The
+ * process never outlives the caller, even if the caller is SIGKILLed.
  */
 export async function startRedis(options: RedisServerOptions = {}): Promise<RedisServer> {
   const dir = await mkdtemp(join(tmpdir(), 'memfleet-redis-'));
