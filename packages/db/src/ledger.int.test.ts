@@ -157,6 +157,44 @@ describe('ledger (real Postgres)', () => {
     expect(statements).to.deep.equal([{ verb: 'SELECT', rows: 2 }]);
   });
 
+  it('inserts written rows it does not hold, and upserts a statement with any row it holds', async () => {
+    const kinds: string[] = [];
+    const counting = {
+      query: (config: { text: string; values?: unknown[] }) => {
+        if (config.text.trim().startsWith('INSERT')) {
+          kinds.push(config.text.includes('ON CONFLICT') ? 'upsert' : 'insert');
+        }
+        return pool.query(config);
+      },
+    } as unknown as pg.Pool;
+    const counted = createLedger(counting);
+    await counted.recordWritten([entry('n1', 1), entry('n2', 2)], 'zep');
+    await counted.recordDead([entry('d1', 3)], 'zep', 'refused');
+    expect(kinds).to.deep.equal(['insert', 'upsert']);
+
+    // One statement for both calls; d1 is there (dead), so it goes again as the upsert.
+    kinds.length = 0;
+    await Promise.all([
+      counted.recordWritten([entry('n3', 4)], 'zep'),
+      counted.recordWritten([entry('d1', 3, { attempts: 2 })], 'zep'),
+    ]);
+    expect(kinds).to.deep.equal(['insert', 'upsert']);
+    expect(await row('n3')).to.include({ status: 'written', backend: 'zep' });
+    expect(await row('d1')).to.include({ status: 'written', backend: 'zep' });
+
+    // A written row recorded again for its backend stays as it was.
+    kinds.length = 0;
+    await counted.recordWritten([entry('n1', 1, { attempts: 5, body: bodyOf('other') })], 'zep');
+    expect(kinds).to.deep.equal(['insert', 'upsert']);
+    const again = await pool.query<{ attempts: number; body: { content: string } }>(
+      'SELECT attempts, body FROM ledger WHERE client_message_id = $1',
+      ['n1'],
+    );
+    expect(again.rows[0]).to.deep.include({ attempts: 1 });
+    expect(again.rows[0]?.body.content).to.equal('text n1');
+    expect(await pool.query('SELECT 1 FROM ledger')).to.have.property('rowCount', 4);
+  });
+
   /**
    * Rows a ledger statement carries: its JSON array parameter (the upsert's first, the written
    * check's second).

