@@ -241,19 +241,17 @@ function byBackend<T extends { backend: string }>(items: readonly T[]): Map<stri
  * caller at a time, so a row Postgres refuses fails its own drain only.
  */
 export function createLedger(pool: Pool): Ledger {
-  async function upsert(
+  // Named: prepared once per connection, so Postgres plans each once, not per batch.
+  const sendUpsert = (values: unknown[]) =>
+    pool.query({ name: 'memfleet-ledger-upsert', text: UPSERT, values });
+
+  async function recordDead(
     entries: readonly LedgerEntry[],
-    status: 'written' | 'dead',
     backend: string,
-    reason: string | null,
+    reason: string,
   ): Promise<void> {
     if (entries.length === 0) return;
-    // Named: prepared once per connection, so Postgres plans it once, not per batch.
-    await pool.query({
-      name: 'memfleet-ledger-upsert',
-      text: UPSERT,
-      values: [rowsJson(entries, status === 'written'), status, reason, backend],
-    });
+    await sendUpsert([rowsJson(entries, false), 'dead', reason, backend]);
   }
 
   /** Records written rows: inserted as new ones, upserted if any of them is already there. */
@@ -264,7 +262,7 @@ export function createLedger(pool: Pool): Ledger {
       await pool.query({ name: 'memfleet-ledger-insert', text: INSERT_NEW, values });
     } catch (err: unknown) {
       if (!isUniqueViolation(err)) throw err;
-      await pool.query({ name: 'memfleet-ledger-upsert', text: UPSERT, values });
+      await sendUpsert(values);
     }
   }
 
@@ -354,7 +352,7 @@ export function createLedger(pool: Pool): Ledger {
       if (entries.length === 0) return;
       await writes.load({ entries, backend });
     },
-    recordDead: (entries, backend, reason) => upsert(entries, 'dead', backend, reason),
+    recordDead,
     async findWritten(tenant, clientMessageIds, backend) {
       if (clientMessageIds.length === 0) return new Set();
       const flags = await written.loadMany(
