@@ -43,7 +43,13 @@ export function createZepFetcher(): ZepFetcher {
       headers['content-type'] = args.contentType ?? 'application/json';
     }
     for (const [name, value] of Object.entries(args.headers ?? {})) {
-      const v: string | undefined = typeof value === 'function' ? await value() : await value;
+      // Most are plain strings: only a supplier or a promise is awaited.
+      const v: string | undefined =
+        typeof value === 'string'
+          ? value
+          : typeof value === 'function'
+            ? await value()
+            : await value;
       if (v !== undefined) headers[name.toLowerCase()] = v;
     }
     const timeoutMs = args.timeoutMs ?? 60_000;
@@ -126,14 +132,24 @@ export function withQuery(url: string, query: FetchArgs['queryParameters']): str
   return qs === '' ? url : `${url}${url.includes('?') ? '&' : '?'}${qs}`;
 }
 
+/**
+ * The SDK's raw response. Its `Headers` are built when first read (a 429's `retry-after`, or a
+ * caller asking for the raw response): a `Headers` checks every name and value it is given, and
+ * a write's answer is otherwise never looked at.
+ */
 function rawResponse(res: Dispatcher.ResponseData, url: string): RawResponse {
-  const headers = new Headers();
-  for (const [name, value] of Object.entries(res.headers)) {
-    if (Array.isArray(value)) for (const v of value) headers.append(name, v);
-    else if (value !== undefined) headers.set(name, value);
-  }
+  let headers: Headers | undefined;
   return {
-    headers,
+    get headers(): Headers {
+      if (headers === undefined) {
+        headers = new Headers();
+        for (const [name, value] of Object.entries(res.headers)) {
+          if (Array.isArray(value)) for (const v of value) headers.append(name, v);
+          else if (value !== undefined) headers.set(name, value);
+        }
+      }
+      return headers;
+    },
     redirected: false,
     status: res.statusCode,
     statusText: '',
